@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "macro.h"
+
+#define INT_ENTRY(n, field, lo, hi, d, u, h) \
+        { n, CONFIG_INT, offsetof(PyrConfig, field), lo, hi, d, NULL, 0, u, h }
+#define STR_ENTRY(n, field, d, h) \
+        { n, CONFIG_STR, offsetof(PyrConfig, field), 0, 0, 0, d, sizeof(((PyrConfig *)0)->field), "", h }
+
+const ConfigEntry config_table[] = {
+        INT_ENTRY("timeout-ms", timeout_ms, 100, 300000, 30000, "ms", "default wall timeout of a run"),
+        INT_ENTRY("max-timeout-ms", max_timeout_ms, 100, 300000, 300000, "ms", "largest timeout a run may ask for"),
+        INT_ENTRY("memory-mb", memory_mb, 16, 65536, 512, "MiB", "default memory limit of a run"),
+        INT_ENTRY("min-memory-mb", min_memory_mb, 16, 65536, 64, "MiB", "smallest memory limit a run may ask for"),
+        INT_ENTRY("max-memory-mb", max_memory_mb, 16, 65536, 2048, "MiB", "largest memory limit a run may ask for"),
+        INT_ENTRY("output-limit", output_limit, 1024, 64 << 20, 1 << 20, "bytes", "stdout and stderr kept, each; more kills the run (output_limit)"),
+        INT_ENTRY("max-code-bytes", max_code_bytes, 1, 16 << 20, 1 << 20, "bytes", "largest program accepted"),
+        INT_ENTRY("max-stdin-bytes", max_stdin_bytes, 0, 64 << 20, 1 << 20, "bytes", "largest stdin accepted"),
+        INT_ENTRY("max-result-bytes", max_result_bytes, 4096, 64 << 20, 16 << 20, "bytes", "largest message a sandbox may send"),
+        INT_ENTRY("tmpfs-mb", tmpfs_mb, 1, 4096, 64, "MiB", "size of the writable /tmp of a run"),
+        INT_ENTRY("tmpfs-inodes", tmpfs_inodes, 16, 1 << 20, 4096, "inodes", "files the writable /tmp may hold"),
+        INT_ENTRY("pids-max", pids_max, 2, 4096, 64, "tasks", "processes and threads of a run"),
+        INT_ENTRY("nofile", nofile, 16, 65536, 256, "fds", "open files per process (RLIMIT_NOFILE)"),
+        INT_ENTRY("stack-mb", stack_mb, 1, 1024, 8, "MiB", "stack size (RLIMIT_STACK)"),
+        INT_ENTRY("cpu-percent", cpu_percent, 10, 6400, 100, "%", "CPU quota of a run, 100 = one core"),
+        INT_ENTRY("pool-size", pool_size, 0, 64, 2, "sandboxes", "pre-forked idle sandboxes"),
+        INT_ENTRY("zygote-max-forks", zygote_max_forks, 1, 100000000, 5000, "runs", "restart the zygote after this many runs"),
+        INT_ENTRY("sandbox-uid", sandbox_uid, 1000, 2147483646, 101000, "uid", "host uid/gid of the sandbox user when run as root"),
+        STR_ENTRY("preload", preload, "numpy,pandas,scipy,sympy,matplotlib,sklearn", "modules the zygote imports ('' for none)"),
+};
+const size_t config_table_size = ELEMENTSOF(config_table);
+
+void config_init_defaults(PyrConfig *c)
+{
+        memset(c, 0, sizeof(*c));
+        for (size_t i = 0; i < config_table_size; i++) {
+                const ConfigEntry *e = &config_table[i];
+                char *p = (char *)c + e->offset;
+                if (e->type == CONFIG_INT)
+                        *(int64_t *)p = e->def;
+                else
+                        snprintf(p, e->str_size, "%s", e->def_str);
+        }
+}
+
+const ConfigEntry *config_find(const char *name)
+{
+        for (size_t i = 0; i < config_table_size; i++)
+                if (strcmp(config_table[i].name, name) == 0)
+                        return &config_table[i];
+        return NULL;
+}
+
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
+{
+        if (!s || !*s || isspace((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (*end != '\0')
+                return -EINVAL;
+        if (errno == ERANGE || v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int parse_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret)
+{
+        int64_t ms = 0;
+        const char *p = s;
+        int digits = 0;
+
+        if (!s || !*s)
+                return -EINVAL;
+        for (; isdigit((unsigned char)*p); p++, digits++) {
+                if (ms > INT64_MAX / 10000)
+                        return -ERANGE;
+                ms = ms * 10 + (*p - '0');
+        }
+        ms *= 1000;
+        if (*p == '.') {
+                int scale = 100;
+                p++;
+                for (; isdigit((unsigned char)*p); p++, digits++) {
+                        if (scale == 0)
+                                return -EINVAL;
+                        ms += (*p - '0') * scale;
+                        scale /= 10;
+                }
+        }
+        if (*p != '\0' || digits == 0)
+                return -EINVAL;
+        if (ms < min_ms || ms > max_ms)
+                return -ERANGE;
+        *ret = ms;
+        return 0;
+}
+
+int config_set(PyrConfig *c, const char *name, const char *value)
+{
+        const ConfigEntry *e = config_find(name);
+        if (!e)
+                return -ENOENT;
+        char *p = (char *)c + e->offset;
+        if (e->type == CONFIG_STR) {
+                if (strlen(value) >= e->str_size)
+                        return -ERANGE;
+                snprintf(p, e->str_size, "%s", value);
+                return 0;
+        }
+        return parse_int64(value, e->min, e->max, (int64_t *)p);
+}
+
+int config_from_env(PyrConfig *c, const char **bad)
+{
+        for (size_t i = 0; i < config_table_size; i++) {
+                char var[64] = "PYRUNNER_";
+                size_t k = strlen(var);
+                for (const char *n = config_table[i].name; *n && k < sizeof(var) - 1; n++)
+                        var[k++] = *n == '-' ? '_' : (char)toupper((unsigned char)*n);
+                var[k] = '\0';
+                const char *v = getenv(var);
+                if (!v)
+                        continue;
+                int r = config_set(c, config_table[i].name, v);
+                if (r < 0) {
+                        if (bad)
+                                *bad = config_table[i].name;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int config_validate(const PyrConfig *c, const char **why)
+{
+        if (c->min_memory_mb > c->max_memory_mb) {
+                *why = "min-memory-mb exceeds max-memory-mb";
+                return -EINVAL;
+        }
+        if (c->memory_mb < c->min_memory_mb || c->memory_mb > c->max_memory_mb) {
+                *why = "memory-mb is outside min-memory-mb..max-memory-mb";
+                return -EINVAL;
+        }
+        if (c->timeout_ms > c->max_timeout_ms) {
+                *why = "timeout-ms exceeds max-timeout-ms";
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int config_get_int(const PyrConfig *c, const ConfigEntry *e, int64_t *ret)
+{
+        if (e->type != CONFIG_INT)
+                return -EINVAL;
+        *ret = *(const int64_t *)((const char *)c + e->offset);
+        return 0;
+}
+
+void config_print_help(FILE *f)
+{
+        for (size_t i = 0; i < config_table_size; i++) {
+                const ConfigEntry *e = &config_table[i];
+                if (e->type == CONFIG_INT)
+                        fprintf(f, "  --%-18s %s [%s, %" PRId64 "..%" PRId64 ", default %" PRId64 "]\n",
+                                e->name, e->help, e->unit, e->min, e->max, e->def);
+                else
+                        fprintf(f, "  --%-18s %s [default '%s']\n", e->name, e->help, e->def_str);
+        }
+}

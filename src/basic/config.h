@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The one table of settings. Every resource a client can influence has a
+ * bound here; flags, PYRUNNER_* variables and files all go through it. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct PyrConfig {
+        int64_t timeout_ms;          /* default wall timeout of a run */
+        int64_t max_timeout_ms;      /* no request may ask for more */
+        int64_t memory_mb;           /* default memory limit of a run */
+        int64_t min_memory_mb;
+        int64_t max_memory_mb;
+        int64_t output_limit;        /* bytes kept of stdout and of stderr, each */
+        int64_t max_code_bytes;
+        int64_t max_stdin_bytes;
+        int64_t max_result_bytes;    /* largest frame a sandbox may send */
+        int64_t tmpfs_mb;            /* size of the writable /tmp */
+        int64_t tmpfs_inodes;
+        int64_t pids_max;
+        int64_t nofile;
+        int64_t stack_mb;
+        int64_t cpu_percent;         /* CPU quota of one sandbox, 100 = one core */
+        int64_t pool_size;           /* pre-forked sandboxes kept idle */
+        int64_t zygote_max_forks;    /* restart the zygote after this many runs */
+        int64_t sandbox_uid;         /* host uid/gid the sandbox user maps to */
+        char preload[256];           /* comma-separated modules the zygote imports */
+} PyrConfig;
+
+typedef enum ConfigType {
+        CONFIG_INT,
+        CONFIG_STR,
+} ConfigType;
+
+typedef struct ConfigEntry {
+        const char *name;            /* flag: --name, env: PYRUNNER_NAME */
+        ConfigType type;
+        size_t offset;
+        int64_t min, max, def;       /* CONFIG_INT bounds, inclusive */
+        const char *def_str;         /* CONFIG_STR default */
+        size_t str_size;
+        const char *unit;
+        const char *help;
+} ConfigEntry;
+
+extern const ConfigEntry config_table[];
+extern const size_t config_table_size;
+
+void config_init_defaults(PyrConfig *c);
+const ConfigEntry *config_find(const char *name);
+/* Parses value for the named setting: -ENOENT unknown name, -EINVAL not a
+ * number, -ERANGE out of bounds. */
+int config_set(PyrConfig *c, const char *name, const char *value);
+/* Applies every PYRUNNER_<NAME> variable; on error *bad names it. */
+int config_from_env(PyrConfig *c, const char **bad);
+/* Cross-field checks (defaults within maxima); -EINVAL with *why set. */
+int config_validate(const PyrConfig *c, const char **why);
+int config_get_int(const PyrConfig *c, const ConfigEntry *e, int64_t *ret);
+void config_print_help(FILE *f);
+/* Strict integer parse of the whole string, with bounds. */
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
+/* Seconds with up to 3 decimals ("2", "0.5") to milliseconds. */
+int parse_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret);

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "macro.h"
+#include "result.h"
+
+static const char *const status_names[_RUN_STATUS_MAX] = {
+        [RUN_SUCCESS] = "success",
+        [RUN_ERROR] = "error",
+        [RUN_TIMEOUT] = "timeout",
+        [RUN_MEMORY_EXCEEDED] = "memory_exceeded",
+        [RUN_OUTPUT_LIMIT] = "output_limit",
+        [RUN_KILLED] = "killed",
+        [RUN_INTERNAL_ERROR] = "internal_error",
+};
+
+const char *run_status_name(RunStatus s)
+{
+        return s >= 0 && s < _RUN_STATUS_MAX ? status_names[s] : NULL;
+}
+
+RunStatus run_status_from_name(const char *s)
+{
+        for (int i = 0; i < _RUN_STATUS_MAX; i++)
+                if (s && strcmp(status_names[i], s) == 0)
+                        return (RunStatus)i;
+        return _RUN_STATUS_INVALID;
+}
+
+RunStatus run_classify(const RunOutcome *o, int *ret_exit_code, int *ret_signal)
+{
+        int code = -1, sig = 0;
+
+        if (o->have_wait_status) {
+                if (WIFEXITED(o->wait_status))
+                        code = WEXITSTATUS(o->wait_status);
+                else if (WIFSIGNALED(o->wait_status))
+                        sig = WTERMSIG(o->wait_status);
+        }
+        if (o->have_result && !o->have_wait_status)
+                code = o->result_exit_code;
+        *ret_exit_code = code;
+        *ret_signal = sig;
+
+        if (o->setup_failed)
+                return RUN_INTERNAL_ERROR;
+        if (o->timed_out)
+                return RUN_TIMEOUT;
+        if (o->output_exceeded)
+                return RUN_OUTPUT_LIMIT;
+        if (o->oom_kills > 0 || (o->have_result && o->result_memory_error))
+                return RUN_MEMORY_EXCEEDED;
+        if (o->cancelled)
+                return RUN_KILLED;
+        if (o->have_result)
+                return o->result_is_error ? RUN_ERROR : RUN_SUCCESS;
+        if (o->protocol_error)
+                return RUN_ERROR;
+        if (sig == SIGXCPU)
+                return RUN_TIMEOUT;
+        if (sig != 0)
+                return RUN_KILLED;
+        if (code == 0)
+                return RUN_SUCCESS;
+        if (code > 0)
+                return RUN_ERROR;
+        return RUN_INTERNAL_ERROR;
+}
+
+void run_result_clear(RunResult *r)
+{
+        free(r->out);
+        free(r->err);
+        json_decref(r->error);
+        free(r->message);
+        memset(r, 0, sizeof(*r));
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+        unsigned char c = s[0];
+        size_t n;
+        uint32_t cp;
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xc2 && c <= 0xdf) {
+                n = 2;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                n = 3;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 4;
+                cp = c & 0x07;
+        } else
+                return 0;
+        if (left < n)
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_seq(p + i, len - i);
+                if (n == 0 || (n == 1 && p[i] == 0))
+                        return false;
+                i += n;
+        }
+        return true;
+}
+
+char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        char *out = malloc(len * 3 + 1);
+        size_t o = 0;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_seq(p + i, len - i);
+                if (n == 0) {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i++;
+                } else {
+                        memcpy(out + o, p + i, n);
+                        o += n;
+                        i += n;
+                }
+        }
+        out[o] = '\0';
+        if (ret_len)
+                *ret_len = o;
+        return out;
+}
+
+char *run_result_summary(const RunResult *r)
+{
+        char *s = NULL;
+        int n = -1;
+
+        switch (r->status) {
+        case RUN_SUCCESS:
+                return NULL;
+        case RUN_TIMEOUT:
+                n = asprintf(&s, "Execution timed out after %g s", (double)r->timeout_ms / 1000.0);
+                break;
+        case RUN_MEMORY_EXCEEDED:
+                n = asprintf(&s, "Memory limit of %lld MB exceeded", (long long)r->memory_mb);
+                break;
+        case RUN_OUTPUT_LIMIT:
+                n = asprintf(&s, "Output limit exceeded");
+                break;
+        case RUN_KILLED:
+                n = r->signal > 0 ? asprintf(&s, "Killed by signal %d (%s)", r->signal, strsignal(r->signal))
+                                  : asprintf(&s, "Killed");
+                break;
+        case RUN_INTERNAL_ERROR:
+                n = asprintf(&s, "Internal error: %s", r->message ? r->message : "unknown");
+                break;
+        case RUN_ERROR: {
+                const char *type = json_string_value(json_object_get(r->error, "type"));
+                json_t *line = json_object_get(r->error, "line");
+                if (type && json_is_integer(line))
+                        n = asprintf(&s, "%s on line %lld", type, (long long)json_integer_value(line));
+                else if (type)
+                        n = asprintf(&s, "%s", type);
+                else
+                        n = asprintf(&s, "Exited with code %d", r->exit_code);
+                break;
+        }
+        case _RUN_STATUS_MAX:
+        case _RUN_STATUS_INVALID:
+        default:
+                break;
+        }
+        return n < 0 ? NULL : s;
+}
+
+json_t *run_result_to_json(const RunResult *r)
+{
+        json_t *o = json_object();
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "status", json_string(run_status_name(r->status)));
+        json_object_set_new(o, "stdout", json_stringn(r->out ? r->out : "", r->out_len));
+        json_object_set_new(o, "stderr", json_stringn(r->err ? r->err : "", r->err_len));
+        json_object_set_new(o, "stdout_truncated", json_boolean(r->out_truncated));
+        json_object_set_new(o, "stderr_truncated", json_boolean(r->err_truncated));
+        json_object_set_new(o, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code) : json_null());
+        json_object_set_new(o, "signal", r->signal > 0 ? json_integer(r->signal) : json_null());
+        json_object_set_new(o, "execution_time", json_real(r->execution_time));
+        json_object_set_new(o, "cpu_time", json_real(r->cpu_time));
+        json_object_set_new(o, "memory_used", json_real(r->memory_used));
+        char *summary = run_result_summary(r);
+        json_object_set_new(o, "error", summary ? json_string(summary) : json_null());
+        free(summary);
+        json_object_set_new(o, "error_info", r->error ? json_incref(r->error) : json_null());
+        return o;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum RunStatus {
+        RUN_SUCCESS,
+        RUN_ERROR,
+        RUN_TIMEOUT,
+        RUN_MEMORY_EXCEEDED,
+        RUN_OUTPUT_LIMIT,
+        RUN_KILLED,
+        RUN_INTERNAL_ERROR,
+        _RUN_STATUS_MAX,
+        _RUN_STATUS_INVALID = -EINVAL,
+} RunStatus;
+
+/* What the engine saw happen to a run; the input of classification. */
+typedef struct RunOutcome {
+        bool setup_failed;           /* sandbox set-up or zygote failure */
+        bool timed_out;              /* our own wall-clock kill */
+        bool output_exceeded;
+        bool cancelled;
+        bool protocol_error;         /* the sandbox sent garbage on ctl */
+        uint64_t oom_kills;          /* cgroup counter delta */
+        bool have_result;            /* a valid result frame arrived */
+        bool result_is_error;
+        bool result_memory_error;    /* the exception was MemoryError */
+        int result_exit_code;
+        bool have_wait_status;
+        int wait_status;
+} RunOutcome;
+
+typedef struct RunResult {
+        RunStatus status;
+        int exit_code;               /* -1 when killed by a signal */
+        int signal;                  /* 0 when none */
+        char *out, *err;             /* owned, NUL-terminated, valid UTF-8 */
+        size_t out_len, err_len;
+        bool out_truncated, err_truncated;
+        double execution_time;       /* seconds, wall, from the start of user code */
+        double cpu_time;             /* seconds */
+        double memory_used;          /* peak MiB */
+        json_t *error;               /* owned structured error or NULL */
+        char *message;               /* owned; why, for internal errors */
+        int64_t timeout_ms, memory_mb; /* the limits the run had */
+} RunResult;
+
+const char *run_status_name(RunStatus s);
+RunStatus run_status_from_name(const char *s);
+/* Precedence: internal error, timeout, output limit, memory, cancel, then
+ * the program's own report, then its wait status. */
+RunStatus run_classify(const RunOutcome *o, int *ret_exit_code, int *ret_signal);
+
+void run_result_clear(RunResult *r);
+/* One line for "error": "NameError on line 1", "timed out after 2 s"... */
+char *run_result_summary(const RunResult *r);
+/* The JSON object of docs/API: status, stdout, stderr, ... (new reference). */
+json_t *run_result_to_json(const RunResult *r);
+
+/* Copies at most len bytes of s into a fresh NUL-terminated string with
+ * every invalid UTF-8 sequence replaced by U+FFFD. */
+char *utf8_sanitize(const char *s, size_t len, size_t *ret_len);
+bool utf8_valid(const char *s, size_t len);

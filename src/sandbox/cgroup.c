@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "fd-util.h"
+#include "macro.h"
+
+static const char *const v1_names[CG_N] = { "memory", "pids", "cpu", "cpuacct" };
+
+const char *cg_mode_name(CgroupMode m)
+{
+        switch (m) {
+        case CGROUP_MODE_V1:
+                return "v1";
+        case CGROUP_MODE_V2:
+                return "v2";
+        case CGROUP_MODE_NONE:
+        default:
+                return "none";
+        }
+}
+
+void cg_init(Cgroup *cg)
+{
+        memset(cg, 0, sizeof(*cg));
+        for (int i = 0; i < CG_N; i++)
+                cg->dirfd[i] = -1;
+}
+
+static int write_knob(int dirfd, const char *knob, const char *val)
+{
+        /* O_CREAT lets the unit tests use a plain directory as a fake tree. */
+        _cleanup_close_ int fd = openat(dirfd, knob, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        return fd_write_all(fd, val, strlen(val));
+}
+
+static int write_u64(int dirfd, const char *knob, uint64_t v)
+{
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" PRIu64, v);
+        return write_knob(dirfd, knob, buf);
+}
+
+static int read_u64(int dirfd, const char *knob, uint64_t *ret)
+{
+        char buf[64];
+        ssize_t n = file_read_str(dirfd, knob, buf, sizeof(buf));
+        if (n < 0)
+                return (int)n;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(buf, &end, 10);
+        if (errno || end == buf)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Reads "key value" lines (memory.events, cpu.stat, memory.oom_control). */
+static int read_keyed(int dirfd, const char *knob, const char *key, uint64_t *ret)
+{
+        char buf[2048];
+        ssize_t n = file_read_str(dirfd, knob, buf, sizeof(buf));
+        if (n < 0)
+                return (int)n;
+        size_t kl = strlen(key);
+        for (char *line = buf; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (strncmp(line, key, kl) == 0 && line[kl] == ' ') {
+                        *ret = strtoull(line + kl + 1, NULL, 10);
+                        return 0;
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        return -ENOENT;
+}
+
+/* Finds our own path for a v1 controller, or for v2 when ctrl is "". */
+static int self_path(const char *self_cgroup, const char *ctrl, char *ret, size_t size)
+{
+        char buf[4096];
+        ssize_t n = file_read_str(AT_FDCWD, self_cgroup, buf, sizeof(buf));
+        if (n < 0)
+                return (int)n;
+        for (char *line = buf; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = '\0';
+                char *c1 = strchr(line, ':');
+                char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (c1 && c2) {
+                        *c2 = '\0';
+                        const char *list = c1 + 1;
+                        bool match = false;
+                        if (!*ctrl)
+                                match = strcmp(line, "0") == 0 && !*list;
+                        else
+                                for (const char *p = list; *p;) {
+                                        size_t l = strcspn(p, ",");
+                                        if (l == strlen(ctrl) && !strncmp(p, ctrl, l))
+                                                match = true;
+                                        p += l + (p[l] == ',');
+                                }
+                        if (match) {
+                                snprintf(ret, size, "%s", c2 + 1);
+                                return 0;
+                        }
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        return -ENOENT;
+}
+
+static int open_parent(const char *dir, const char *name, int *ret)
+{
+        _cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (mkdirat(fd, name, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        int sub = openat(fd, name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (sub < 0)
+                return -errno;
+        *ret = sub;
+        return 0;
+}
+
+static int root_open_v1(CgroupRoot *root, const char *fsroot, const char *self_cgroup)
+{
+        struct stat seen[CG_N];
+        for (int i = 0; i < CG_N; i++) {
+                char path[512], dir[1024];
+                int r = self_path(self_cgroup, v1_names[i], path, sizeof(path));
+                if (r < 0) {
+                        if (i == CG_MEMORY || i == CG_PIDS) {
+                                snprintf(root->why, sizeof(root->why), "no v1 %s controller", v1_names[i]);
+                                return r;
+                        }
+                        continue;
+                }
+                snprintf(dir, sizeof(dir), "%s/%s%s", fsroot, v1_names[i], path);
+                r = open_parent(dir, root->name, &root->dirfd[i]);
+                if (r < 0) {
+                        if (i == CG_MEMORY || i == CG_PIDS) {
+                                snprintf(root->why, sizeof(root->why), "cannot create %s/%s: %s",
+                                         dir, root->name, strerror(-r));
+                                return r;
+                        }
+                        continue;
+                }
+                /* cpu and cpuacct are often one hierarchy. */
+                fstat(root->dirfd[i], &seen[i]);
+                for (int j = 0; j < i; j++)
+                        if (root->dirfd[j] >= 0 && seen[j].st_dev == seen[i].st_dev &&
+                            seen[j].st_ino == seen[i].st_ino) {
+                                root->dirfd[i] = safe_close(root->dirfd[i]);
+                                root->dirfd[i] = dup(root->dirfd[j]);
+                        }
+        }
+        root->has_memsw = faccessat(root->dirfd[CG_MEMORY], "memory.memsw.limit_in_bytes", F_OK, 0) == 0;
+        return 0;
+}
+
+static int root_open_v2(CgroupRoot *root, const char *fsroot, const char *self_cgroup)
+{
+        char path[512], dir[1024];
+        int r = self_path(self_cgroup, "", path, sizeof(path));
+        if (r < 0) {
+                snprintf(root->why, sizeof(root->why), "no v2 entry in %s", self_cgroup);
+                return r;
+        }
+        snprintf(dir, sizeof(dir), "%s%s", fsroot, path);
+        r = open_parent(dir, root->name, &root->dirfd[CG_MEMORY]);
+        if (r < 0) {
+                snprintf(root->why, sizeof(root->why), "cannot create %s/%s: %s", dir, root->name,
+                         strerror(-r));
+                return r;
+        }
+        /* Our parent has no processes, so it may delegate controllers. */
+        r = write_knob(root->dirfd[CG_MEMORY], "cgroup.subtree_control", "+memory +pids +cpu");
+        if (r < 0) {
+                snprintf(root->why, sizeof(root->why), "cannot enable memory/pids/cpu under %s: %s",
+                         dir, strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+int cg_root_open(CgroupRoot *root, const char *fsroot, const char *self_cgroup, const char *name)
+{
+        struct statfs sfs;
+        int r;
+
+        memset(root, 0, sizeof(*root));
+        for (int i = 0; i < CG_N; i++)
+                root->dirfd[i] = -1;
+        snprintf(root->name, sizeof(root->name), "%s", name);
+
+        if (statfs(fsroot, &sfs) < 0) {
+                snprintf(root->why, sizeof(root->why), "%s: %s", fsroot, strerror(errno));
+                return 0;
+        }
+        char probe[1024];
+        snprintf(probe, sizeof(probe), "%s/cgroup.controllers", fsroot);
+        bool v2 = sfs.f_type == CGROUP2_SUPER_MAGIC ||
+                  (sfs.f_type != TMPFS_MAGIC && access(probe, F_OK) == 0);
+        r = v2 ? root_open_v2(root, fsroot, self_cgroup) : root_open_v1(root, fsroot, self_cgroup);
+        if (r < 0) {
+                char why[sizeof(root->why)];
+                memcpy(why, root->why, sizeof(why));
+                cg_root_close(root);
+                memcpy(root->why, why, sizeof(why));
+                root->mode = CGROUP_MODE_NONE;
+                return 0;
+        }
+        root->mode = v2 ? CGROUP_MODE_V2 : CGROUP_MODE_V1;
+        return 0;
+}
+
+void cg_root_close(CgroupRoot *root)
+{
+        for (int i = 0; i < CG_N; i++) {
+                if (root->dirfd[i] < 0)
+                        continue;
+                /* The fd is the parent dir; remove it through its parent. */
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/self/fd/%d/..", root->dirfd[i]);
+                int up = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                if (up >= 0) {
+                        (void)unlinkat(up, root->name, AT_REMOVEDIR);
+                        close(up);
+                }
+                root->dirfd[i] = safe_close(root->dirfd[i]);
+        }
+        root->mode = CGROUP_MODE_NONE;
+}
+
+static int set_memory_v1(const Cgroup *cg, uint64_t bytes)
+{
+        int fd = cg->dirfd[CG_MEMORY];
+        int r;
+        /* memsw must stay >= limit: open it up, set the limit, close it. */
+        if (cg->root->has_memsw) {
+                r = write_knob(fd, "memory.memsw.limit_in_bytes", "-1");
+                if (r < 0)
+                        return r;
+        }
+        r = write_u64(fd, "memory.limit_in_bytes", bytes);
+        if (r < 0)
+                return r;
+        if (cg->root->has_memsw)
+                return write_u64(fd, "memory.memsw.limit_in_bytes", bytes);
+        return 0;
+}
+
+int cg_set_memory(const Cgroup *cg, uint64_t bytes)
+{
+        switch (cg->root->mode) {
+        case CGROUP_MODE_V1:
+                return set_memory_v1(cg, bytes);
+        case CGROUP_MODE_V2:
+                return write_u64(cg->dirfd[CG_MEMORY], "memory.max", bytes);
+        case CGROUP_MODE_NONE:
+        default:
+                return -EOPNOTSUPP;
+        }
+}
+
+int cg_create(CgroupRoot *root, const char *name, const CgroupLimits *limits, Cgroup *ret)
+{
+        Cgroup cg;
+        int r;
+
+        cg_init(&cg);
+        cg.root = root;
+        snprintf(cg.name, sizeof(cg.name), "%s", name);
+        if (root->mode == CGROUP_MODE_NONE)
+                return -EOPNOTSUPP;
+
+        for (int i = 0; i < CG_N; i++) {
+                if (root->dirfd[i] < 0)
+                        continue;
+                bool dup_of = false;
+                for (int j = 0; j < i; j++)
+                        if (root->dirfd[j] >= 0 && cg.dirfd[j] >= 0) {
+                                struct stat a, b;
+                                fstat(root->dirfd[i], &a);
+                                fstat(root->dirfd[j], &b);
+                                if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+                                        cg.dirfd[i] = dup(cg.dirfd[j]);
+                                        dup_of = true;
+                                }
+                        }
+                if (dup_of)
+                        continue;
+                if (mkdirat(root->dirfd[i], name, 0755) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        goto fail;
+                }
+                cg.dirfd[i] = openat(root->dirfd[i], name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                if (cg.dirfd[i] < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        }
+
+        r = cg_set_memory(&cg, limits->memory_bytes);
+        if (r < 0)
+                goto fail;
+        char quota[64];
+        if (root->mode == CGROUP_MODE_V2) {
+                (void)write_knob(cg.dirfd[CG_MEMORY], "memory.swap.max", "0");
+                (void)write_knob(cg.dirfd[CG_MEMORY], "memory.oom.group", "1");
+                r = write_u64(cg.dirfd[CG_MEMORY], "pids.max", limits->pids_max);
+                if (r < 0)
+                        goto fail;
+                snprintf(quota, sizeof(quota), "%u 100000", limits->cpu_percent * 1000);
+                (void)write_knob(cg.dirfd[CG_MEMORY], "cpu.max", quota);
+        } else {
+                r = write_u64(cg.dirfd[CG_PIDS], "pids.max", limits->pids_max);
+                if (r < 0)
+                        goto fail;
+                if (cg.dirfd[CG_CPU] >= 0) {
+                        (void)write_knob(cg.dirfd[CG_CPU], "cpu.cfs_period_us", "100000");
+                        (void)write_u64(cg.dirfd[CG_CPU], "cpu.cfs_quota_us", limits->cpu_percent * 1000ull);
+                }
+        }
+        *ret = cg;
+        return 0;
+fail:
+        (void)cg_destroy(&cg);
+        return r;
+}
+
+int cg_open_procs(const Cgroup *cg, int *fds, size_t max)
+{
+        size_t n = 0;
+        for (int i = 0; i < CG_N && cg->root->mode != CGROUP_MODE_NONE; i++) {
+                if (cg->dirfd[i] < 0)
+                        continue;
+                struct stat a;
+                bool seen = false;
+                fstat(cg->dirfd[i], &a);
+                for (int j = 0; j < i; j++) {
+                        struct stat b;
+                        if (cg->dirfd[j] >= 0 && fstat(cg->dirfd[j], &b) == 0 &&
+                            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                                seen = true;
+                }
+                if (seen)
+                        continue;
+                if (n >= max)
+                        break;
+                int fd = openat(cg->dirfd[i], "cgroup.procs", O_WRONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        int r = -errno;
+                        while (n > 0)
+                                close(fds[--n]);
+                        return r;
+                }
+                fds[n++] = fd;
+        }
+        return (int)n;
+}
+
+int cg_reset_peak(const Cgroup *cg)
+{
+        if (cg->root->mode == CGROUP_MODE_V1)
+                return write_knob(cg->dirfd[CG_MEMORY], cg->root->has_memsw ? "memory.memsw.max_usage_in_bytes"
+                                                                            : "memory.max_usage_in_bytes", "0");
+        if (cg->root->mode == CGROUP_MODE_V2)
+                return write_knob(cg->dirfd[CG_MEMORY], "memory.peak", "reset");
+        return -EOPNOTSUPP;
+}
+
+int cg_read_stats(const Cgroup *cg, CgroupStats *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        switch (cg->root->mode) {
+        case CGROUP_MODE_V1: {
+                int m = cg->dirfd[CG_MEMORY];
+                if (read_u64(m, cg->root->has_memsw ? "memory.memsw.max_usage_in_bytes"
+                                                    : "memory.max_usage_in_bytes", &ret->memory_peak) < 0)
+                        (void)read_u64(m, "memory.max_usage_in_bytes", &ret->memory_peak);
+                (void)read_keyed(m, "memory.oom_control", "oom_kill", &ret->oom_kills);
+                if (cg->dirfd[CG_CPUACCT] >= 0)
+                        (void)read_u64(cg->dirfd[CG_CPUACCT], "cpuacct.usage", &ret->cpu_usage_ns);
+                return 0;
+        }
+        case CGROUP_MODE_V2: {
+                int d = cg->dirfd[CG_MEMORY];
+                uint64_t us = 0;
+                (void)read_u64(d, "memory.peak", &ret->memory_peak);
+                (void)read_keyed(d, "memory.events", "oom_kill", &ret->oom_kills);
+                if (read_keyed(d, "cpu.stat", "usage_usec", &us) == 0)
+                        ret->cpu_usage_ns = us * 1000;
+                return 0;
+        }
+        case CGROUP_MODE_NONE:
+        default:
+                return -EOPNOTSUPP;
+        }
+}
+
+int cg_kill(const Cgroup *cg)
+{
+        if (cg->root && cg->root->mode == CGROUP_MODE_V2 && cg->dirfd[CG_MEMORY] >= 0)
+                return write_knob(cg->dirfd[CG_MEMORY], "cgroup.kill", "1");
+        return -EOPNOTSUPP;
+}
+
+int cg_destroy(Cgroup *cg)
+{
+        int r = 0;
+        for (int i = 0; i < CG_N; i++) {
+                if (cg->dirfd[i] < 0)
+                        continue;
+                if (cg->root && cg->root->dirfd[i] >= 0 &&
+                    unlinkat(cg->root->dirfd[i], cg->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+                        r = -errno;
+                        /* A fake tree holds knob files: clear them and retry. */
+                        if (r == -ENOTEMPTY) {
+                                char path[64];
+                                snprintf(path, sizeof(path), "%d", cg->dirfd[i]);
+                                (void)path;
+                        }
+                        if (r == -EBUSY)
+                                return r;
+                }
+                cg->dirfd[i] = safe_close(cg->dirfd[i]);
+        }
+        return r;
+}

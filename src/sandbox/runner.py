@@ -1,0 +1,141 @@
+# The in-sandbox half of pyrunner. Compiled into the zygote; runs in pid 2
+# after seccomp. It reads one "run" frame on fd 3, runs the code as
+# __main__, and answers one "result" frame. Nothing here is trusted by the
+# engine: user code can replace any of it, and only harms its own result.
+import builtins
+import json
+import linecache
+import os
+import sys
+import traceback
+
+_CTL = 3
+_FILENAME = "<main>"
+_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "MPLCONFIGDIR": "/tmp",
+    "MPLBACKEND": "Agg",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "NUMEXPR_MAX_THREADS": "1",
+}
+
+
+def _read_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(_CTL, n - len(buf))
+        if not chunk:
+            raise EOFError("control channel closed")
+        buf += chunk
+    return buf
+
+
+def _send(obj):
+    data = json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8", "replace")
+    msg = len(data).to_bytes(4, "big") + data
+    view = memoryview(msg)
+    while view:
+        n = os.write(_CTL, view)
+        view = view[n:]
+
+
+def _reseed():
+    import random
+    random.seed()
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            np.random.seed()
+        except Exception:
+            pass
+
+
+def _user_tb(tb):
+    # Drop the runner's own frames: keep from the first frame of user code.
+    while tb is not None and tb.tb_frame.f_code.co_filename != _FILENAME:
+        tb = tb.tb_next
+    return tb
+
+
+def _describe(exc):
+    line = None
+    tb = _user_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename == _FILENAME:
+        line = exc.lineno
+    t = tb
+    while t is not None:
+        if t.tb_frame.f_code.co_filename == _FILENAME:
+            line = t.tb_lineno
+        t = t.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable %s>" % type(exc).__name__
+    return {
+        "type": type(exc).__name__,
+        "module": type(exc).__module__,
+        "message": message,
+        "line": line,
+        "traceback": text,
+    }, text
+
+
+def _flush():
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+
+
+def main():
+    n = int.from_bytes(_read_exact(4), "big")
+    req = json.loads(_read_exact(n).decode("utf-8"))
+    os.environ.clear()
+    os.environ.update(_ENV)
+    _reseed()
+    code = req.get("code", "")
+    linecache.cache[_FILENAME] = (len(code), None, code.splitlines(True), _FILENAME)
+    main_mod = type(sys)("__main__")
+    main_mod.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main_mod
+    sys.argv = ["<main>"]
+    status, exit_code, error = "success", 0, None
+    try:
+        exec(compile(code, _FILENAME, "exec"), main_mod.__dict__)
+    except SystemExit as e:
+        c = e.code
+        if c is None:
+            exit_code = 0
+        elif isinstance(c, int):
+            exit_code = c & 0xFF
+        else:
+            try:
+                print(c, file=sys.stderr)
+            except Exception:
+                pass
+            exit_code = 1
+        if exit_code != 0:
+            status = "error"
+    except BaseException as e:
+        error, text = _describe(e)
+        try:
+            sys.stderr.write(text)
+        except Exception:
+            pass
+        status, exit_code = "error", 1
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    _flush()
+    t = os.times()
+    _send({"type": "result", "status": status, "exit_code": exit_code, "error": error,
+           "cpu_time": t.user + t.system + t.children_user + t.children_system})
+    return exit_code

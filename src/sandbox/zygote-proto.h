@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Messages between the engine and the zygote on a SOCK_SEQPACKET pair.
+ * Both ends are our own trusted code; each message is one fixed struct,
+ * fds travel as SCM_RIGHTS. Sandboxes never see this channel. */
+
+#include <stdint.h>
+
+#define ZYG_PROTO_VERSION 1
+#define ZYG_SANDBOX_UID 1000         /* uid and gid of user code inside */
+#define ZYG_CTL_FD 3                 /* the framed channel inside a sandbox */
+
+enum {
+        ZYG_MSG_READY = 1,           /* zygote -> engine, once, payload: info JSON */
+        ZYG_MSG_SPAWN,               /* engine -> zygote */
+        ZYG_MSG_SPAWNED,             /* zygote -> engine, fds: init pidfd */
+        ZYG_MSG_EXITED,              /* zygote -> engine: a sandbox's pid 2 was reaped */
+        ZYG_MSG_ERROR,               /* zygote -> engine: fatal start-up error text */
+};
+
+/* Sandboxing switches; the test-only sabotage clears some of them. */
+enum {
+        ZYG_LAYER_USERNS = 1u << 0,
+        ZYG_LAYER_PIDNS = 1u << 1,
+        ZYG_LAYER_MNTNS = 1u << 2,
+        ZYG_LAYER_NETNS = 1u << 3,
+        ZYG_LAYER_IPCNS = 1u << 4,
+        ZYG_LAYER_UTSNS = 1u << 5,
+        ZYG_LAYER_SECCOMP = 1u << 6,
+        ZYG_LAYER_CAPS = 1u << 7,
+        ZYG_LAYER_RLIMITS = 1u << 8,
+        ZYG_LAYER_ALL = (1u << 9) - 1,
+};
+
+typedef struct ZygLimits {
+        uint64_t tmpfs_bytes;
+        uint64_t tmpfs_inodes;
+        uint64_t fsize_bytes;
+        uint64_t stack_bytes;
+        uint32_t nofile;
+        uint32_t cpu_seconds;        /* RLIMIT_CPU hard backstop */
+} ZygLimits;
+
+typedef struct ZygSpawn {
+        uint32_t type;
+        uint32_t n_cgroup_fds;       /* trailing fds after the 4 stdio/ctl ones */
+        uint64_t id;
+        uint32_t layers;
+        uint32_t reserved;
+        ZygLimits limits;
+} ZygSpawn;                          /* fds: stdin, stdout, stderr, ctl, cgroup.procs... */
+
+typedef struct ZygSpawned {
+        uint32_t type;
+        int32_t error;               /* -errno, 0 on success */
+        uint64_t id;
+        int32_t pid;                 /* pid 2, host view */
+        int32_t init_pid;            /* pid 1, host view */
+        char message[128];
+} ZygSpawned;                        /* fds: init pidfd (on success) */
+
+typedef struct ZygExited {
+        uint32_t type;
+        int32_t status;              /* wait status of pid 2 */
+        uint64_t id;
+        int32_t pid;
+        uint32_t reserved;
+        uint64_t utime_us, stime_us;
+} ZygExited;
+
+typedef struct ZygHeader {
+        uint32_t type;
+} ZygHeader;
+
+#define ZYG_MSG_MAX 65536

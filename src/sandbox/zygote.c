@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT */
+/* pyrunner-zygote: an embedded CPython with the libraries imported once.
+ * It never runs user code itself: on each SPAWN request it forks a child,
+ * which becomes pid 2 of a fresh sandbox and runs the code there.
+ * Usage: pyrunner-zygote FD PRELOAD SANDBOX_UID  (started by the engine) */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "macro.h"
+#include "runner_py.h"
+#include "sandbox.h"
+#include "seccomp-policy.h"
+#include "zygote-proto.h"
+
+#define MAX_CHILDREN 4096
+
+typedef struct Zygote {
+        int sock;                    /* to the engine */
+        int factory;                 /* to the factory */
+        int sigfd;
+        int self_pidns;
+        pid_t pid;
+        bool privileged;
+        uint32_t host_uid, host_gid;
+        struct sock_fprog user_filter, init_filter;
+        PyObject *runner_main;
+        struct { pid_t pid; uint64_t id; } kids[MAX_CHILDREN];
+} Zygote;
+
+static Zygote Z;
+
+static _noreturn_ void die_msg(const char *what, int err)
+{
+        char buf[512];
+        ZygHeader *h = (ZygHeader *)buf;
+        h->type = ZYG_MSG_ERROR;
+        int n = snprintf(buf + sizeof(*h), sizeof(buf) - sizeof(*h), "%s: %s", what, strerror(err));
+        if (Z.sock >= 0)
+                (void)send(Z.sock, buf, sizeof(*h) + (size_t)MAX(n, 0) + 1, MSG_NOSIGNAL);
+        _exit(1);
+}
+
+/* Unprivileged: enter our own user namespace so we may setns() into the
+ * sandboxes' pid namespaces, which we then own. */
+static int become_ns_root(void)
+{
+        uid_t uid = getuid();
+        gid_t gid = getgid();
+        char line[64];
+        int r;
+
+        if (unshare(CLONE_NEWUSER) < 0)
+                return -errno;
+        r = file_write_str(AT_FDCWD, "/proc/self/setgroups", "deny");
+        if (r < 0)
+                return r;
+        snprintf(line, sizeof(line), "0 %u 1\n", uid);
+        r = file_write_str(AT_FDCWD, "/proc/self/uid_map", line);
+        if (r < 0)
+                return r;
+        snprintf(line, sizeof(line), "0 %u 1\n", gid);
+        return file_write_str(AT_FDCWD, "/proc/self/gid_map", line);
+}
+
+static void collapse_huge_pages(void)
+{
+        /* Fork cost is page-table copying: back the big anonymous mappings
+         * with huge pages so there are far fewer entries to copy. */
+        FILE *f = fopen("/proc/self/maps", "re");
+        char line[512];
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long lo, hi;
+                char perms[8];
+                int path_off = 0;
+                if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path_off) < 3)
+                        continue;
+                const char *path = line + path_off;
+                bool anon = *path == '\n' || *path == '\0' || strncmp(path, "[heap]", 6) == 0;
+                if (!anon || perms[0] != 'r' || perms[1] != 'w' || hi - lo < (2ul << 20))
+                        continue;
+                (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+                (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
+        }
+        fclose(f);
+}
+
+static int python_start(const char *preload, char **ret_info)
+{
+        PyConfig config;
+        PyStatus st;
+
+        PyConfig_InitIsolatedConfig(&config);
+        config.use_environment = 0;
+        config.write_bytecode = 0;
+        config.buffered_stdio = 1;
+        config.install_signal_handlers = 1;
+        st = PyConfig_SetString(&config, &config.stdio_encoding, L"utf-8");
+        if (!PyStatus_Exception(st))
+                st = PyConfig_SetString(&config, &config.stdio_errors, L"backslashreplace");
+        if (!PyStatus_Exception(st))
+                st = PyConfig_SetString(&config, &config.program_name, L"python3");
+        if (!PyStatus_Exception(st))
+                st = Py_InitializeFromConfig(&config);
+        PyConfig_Clear(&config);
+        if (PyStatus_Exception(st))
+                return -EIO;
+
+        PyObject *mod = PyModule_New("_pyrunner");
+        if (!mod)
+                return -ENOMEM;
+        PyObject *d = PyModule_GetDict(mod);
+        PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins());
+        PyObject *code = Py_CompileString(runner_py_source, "<pyrunner>", Py_file_input);
+        if (!code) {
+                PyErr_Print();
+                return -EINVAL;
+        }
+        PyObject *res = PyEval_EvalCode(code, d, d);
+        Py_DECREF(code);
+        if (!res) {
+                PyErr_Print();
+                return -EINVAL;
+        }
+        Py_DECREF(res);
+        Z.runner_main = PyDict_GetItemString(d, "main");
+        Py_XINCREF(Z.runner_main);
+        PyDict_SetItemString(PyImport_GetModuleDict(), "_pyrunner", mod);
+
+        /* Preload, warm matplotlib's font cache, report versions. */
+        PyObject *args = Py_BuildValue("(s)", preload);
+        PyObject *g = PyDict_New();
+        PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins());
+        static const char preload_src[] =
+                "def _preload(names):\n"
+                "    import importlib, json, os, sys, tempfile, gc\n"
+                "    info = {'python': sys.version.split()[0], 'libraries': {}, 'failed': {}}\n"
+                "    tmp = tempfile.mkdtemp(prefix='pyrunner-mpl-')\n"
+                "    os.environ['MPLCONFIGDIR'] = tmp\n"
+                "    os.environ['MPLBACKEND'] = 'Agg'\n"
+                "    for name in [n.strip() for n in names.split(',') if n.strip()]:\n"
+                "        try:\n"
+                "            m = importlib.import_module(name)\n"
+                "            if name == 'matplotlib':\n"
+                "                m.use('Agg')\n"
+                "                import matplotlib.pyplot, matplotlib.font_manager\n"
+                "            if name == 'scipy':\n"
+                "                import scipy.stats, scipy.optimize, scipy.linalg\n"
+                "            if name == 'sklearn':\n"
+                "                import sklearn.linear_model, sklearn.model_selection\n"
+                "            info['libraries'][name] = str(getattr(m, '__version__', ''))\n"
+                "        except Exception as e:\n"
+                "            info['failed'][name] = '%s: %s' % (type(e).__name__, e)\n"
+                "    import shutil\n"
+                "    shutil.rmtree(tmp, ignore_errors=True)\n"
+                "    try:\n"
+                "        import matplotlib\n"
+                "        matplotlib.get_configdir.cache_clear()\n"
+                "        matplotlib.get_cachedir.cache_clear()\n"
+                "    except Exception:\n"
+                "        pass\n"
+                "    os.environ['MPLCONFIGDIR'] = '/tmp'\n"
+                "    gc.collect()\n"
+                "    gc.freeze()\n"
+                "    return json.dumps(info)\n";
+        PyObject *r = PyRun_String(preload_src, Py_file_input, g, g);
+        Py_XDECREF(r);
+        PyObject *fn = r ? PyDict_GetItemString(g, "_preload") : NULL;
+        PyObject *info = fn ? PyObject_CallObject(fn, args) : NULL;
+        Py_XDECREF(args);
+        if (!info) {
+                PyErr_Print();
+                Py_DECREF(g);
+                return -EINVAL;
+        }
+        *ret_info = strdup(PyUnicode_AsUTF8(info));
+        Py_DECREF(info);
+        Py_DECREF(g);
+        return *ret_info ? 0 : -ENOMEM;
+}
+
+static int kid_add(pid_t pid, uint64_t id)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (Z.kids[i].pid == 0) {
+                        Z.kids[i].pid = pid;
+                        Z.kids[i].id = id;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+static void reap_children(void)
+{
+        struct signalfd_siginfo si;
+        while (read(Z.sigfd, &si, sizeof(si)) > 0)
+                ;
+        for (;;) {
+                int status;
+                struct rusage ru;
+                pid_t pid = wait4(-1, &status, WNOHANG, &ru);
+                if (pid <= 0)
+                        break;
+                ZygExited m = {
+                        .type = ZYG_MSG_EXITED, .status = status, .pid = pid,
+                        .utime_us = (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec,
+                        .stime_us = (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec,
+                };
+                for (size_t i = 0; i < MAX_CHILDREN; i++)
+                        if (Z.kids[i].pid == pid) {
+                                m.id = Z.kids[i].id;
+                                Z.kids[i].pid = 0;
+                                break;
+                        }
+                (void)send(Z.sock, &m, sizeof(m), MSG_NOSIGNAL);
+        }
+}
+
+static _noreturn_ void child_run(const ChildArgs *a)
+{
+        SandboxError err = { .ctl_fd = a->fds[3] };
+        int r = sandbox_child_attach(a, &err);
+        PyOS_AfterFork_Child();
+        if (r >= 0)
+                r = sandbox_child_setup(a, &err);
+        if (r < 0) {
+                sandbox_child_report(err.ctl_fd, &err);
+                _exit(127);
+        }
+        static const char ready[] = "\0\0\0\x10{\"type\":\"ready\"}";
+        if (fd_write_all(ZYG_CTL_FD, ready, sizeof(ready) - 1) < 0)
+                _exit(127);
+        int code = 1;
+        PyObject *res = PyObject_CallNoArgs(Z.runner_main);
+        if (res) {
+                code = (int)PyLong_AsLong(res);
+                Py_DECREF(res);
+        } else {
+                PyErr_Clear();
+        }
+        _exit(code & 0xff);
+}
+
+static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
+{
+        ZygSpawned rep = { .type = ZYG_MSG_SPAWNED, .id = req->id };
+        int init_pidfd = -1, go = -1;
+        int out_fds[1];
+
+        if (n_fds != 4 + req->n_cgroup_fds) {
+                rep.error = -EBADMSG;
+                goto reply;
+        }
+
+        FactoryRequest freq = { .host_uid = Z.host_uid, .host_gid = Z.host_gid };
+        FactoryReply frep;
+        int ffds[2];
+        size_t nff = 0;
+        if (send(Z.factory, &freq, sizeof(freq), MSG_NOSIGNAL) < 0 ||
+            fd_recv_with_fds(Z.factory, &frep, sizeof(frep), ffds, 2, &nff) != sizeof(frep)) {
+                rep.error = -EPIPE;
+                snprintf(rep.message, sizeof(rep.message), "factory gone");
+                goto reply;
+        }
+        if (frep.error < 0 || nff != 2) {
+                rep.error = frep.error < 0 ? frep.error : -EBADMSG;
+                snprintf(rep.message, sizeof(rep.message), "creating pid 1: %s", strerror(-rep.error));
+                for (size_t i = 0; i < nff; i++)
+                        close(ffds[i]);
+                goto reply;
+        }
+        init_pidfd = ffds[0];
+        go = ffds[1];
+
+        if ((req->layers & ZYG_LAYER_PIDNS) && setns(init_pidfd, CLONE_NEWPID) < 0) {
+                rep.error = -errno;
+                snprintf(rep.message, sizeof(rep.message), "setns pid: %s", strerror(errno));
+                goto reply;
+        }
+
+        ChildArgs a = {
+                .fds = { fds[0], fds[1], fds[2], fds[3] },
+                .cgroup_fds = fds + 4,
+                .n_cgroup_fds = req->n_cgroup_fds,
+                .init_pidfd = init_pidfd,
+                .zygote_pid = Z.pid,
+                .layers = req->layers,
+                .limits = req->limits,
+                .filter = &Z.user_filter,
+        };
+        fflush(NULL);
+        PyOS_BeforeFork();
+        pid_t pid = fork();
+        if (pid == 0)
+                child_run(&a);
+        int saved = errno;
+        PyOS_AfterFork_Parent();
+        if (req->layers & ZYG_LAYER_PIDNS)
+                (void)setns(Z.self_pidns, CLONE_NEWPID);
+        if (pid < 0) {
+                rep.error = -saved;
+                snprintf(rep.message, sizeof(rep.message), "fork: %s", strerror(saved));
+                syscall(SYS_pidfd_send_signal, init_pidfd, SIGKILL, NULL, 0);
+                goto reply;
+        }
+        (void)kid_add(pid, req->id);
+        (void)write(go, "G", 1);
+        rep.pid = pid;
+        rep.init_pid = 0;
+reply:
+        safe_close(go);
+        out_fds[0] = init_pidfd;
+        (void)fd_send_with_fds(Z.sock, &rep, sizeof(rep), out_fds, rep.error < 0 || init_pidfd < 0 ? 0 : 1);
+        safe_close(init_pidfd);
+        for (size_t i = 0; i < n_fds; i++)
+                close(fds[i]);
+}
+
+static void serve(void)
+{
+        static char buf[ZYG_MSG_MAX];
+        for (;;) {
+                struct pollfd p[2] = { { .fd = Z.sock, .events = POLLIN }, { .fd = Z.sigfd, .events = POLLIN } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        die_msg("poll", errno);
+                }
+                if (p[1].revents)
+                        reap_children();
+                if (!p[0].revents)
+                        continue;
+                int fds[16];
+                size_t n_fds = 0;
+                ssize_t n = fd_recv_with_fds(Z.sock, buf, sizeof(buf), fds, 16, &n_fds);
+                if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
+                        _exit(0);
+                if (n < (ssize_t)sizeof(ZygHeader))
+                        goto drop;
+                if (((ZygHeader *)buf)->type == ZYG_MSG_SPAWN && n == sizeof(ZygSpawn)) {
+                        handle_spawn((ZygSpawn *)buf, fds, n_fds);
+                        continue;
+                }
+drop:
+                for (size_t i = 0; i < n_fds; i++)
+                        close(fds[i]);
+        }
+}
+
+int main(int argc, char **argv)
+{
+        int r;
+
+        Z.sock = -1;
+        if (argc != 4)
+                return 2;
+        Z.sock = atoi(argv[1]);
+        Z.pid = getpid();
+        Z.privileged = geteuid() == 0;
+        Z.host_uid = Z.privileged ? (uint32_t)strtoul(argv[3], NULL, 10) : 0;
+        Z.host_gid = Z.host_uid;
+        if (fcntl(Z.sock, F_GETFD) < 0)
+                return 2;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+        /* Threads must never start: set before any library is imported. */
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        setenv("OMP_NUM_THREADS", "1", 1);
+        setenv("MKL_NUM_THREADS", "1", 1);
+        setenv("NUMEXPR_MAX_THREADS", "1", 1);
+        setenv("NUMEXPR_NUM_THREADS", "1", 1);
+        setenv("MPLBACKEND", "Agg", 1);
+
+        if (!Z.privileged) {
+                r = become_ns_root();
+                if (r < 0)
+                        die_msg("user namespaces unavailable without root", -r);
+        }
+        Z.self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        /* Built before the imports so the heap layout children inherit is quiet. */
+        r = seccomp_policy_build(SECCOMP_POLICY_USER, &Z.user_filter);
+        if (r < 0)
+                die_msg("seccomp user policy", -r);
+        r = seccomp_policy_build(SECCOMP_POLICY_INIT, &Z.init_filter);
+        if (r < 0)
+                die_msg("seccomp init policy", -r);
+
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+                die_msg("socketpair", errno);
+        pid_t fpid = fork();
+        if (fpid < 0)
+                die_msg("fork factory", errno);
+        if (fpid == 0) {
+                close(sp[0]);
+                close(Z.sock);
+                factory_main(sp[1], &Z.init_filter);
+        }
+        close(sp[1]);
+        Z.factory = sp[0];
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        Z.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+        char *info = NULL;
+        r = python_start(argv[2], &info);
+        if (r < 0)
+                die_msg("python start-up", -r);
+        collapse_huge_pages();
+
+        /* Children must see no threads: they would not survive fork(). */
+        DIR *tasks = opendir("/proc/self/task");
+        int nthreads = 0;
+        for (struct dirent *de; tasks && (de = readdir(tasks));)
+                nthreads += de->d_name[0] != '.';
+        if (tasks)
+                closedir(tasks);
+        if (nthreads != 1)
+                die_msg("zygote started threads", EBUSY);
+
+        size_t len = strlen(info);
+        char *msg = malloc(sizeof(ZygHeader) + len + 1);
+        ((ZygHeader *)msg)->type = ZYG_MSG_READY;
+        memcpy(msg + sizeof(ZygHeader), info, len + 1);
+        if (send(Z.sock, msg, sizeof(ZygHeader) + len + 1, MSG_NOSIGNAL) < 0)
+                return 1;
+        free(msg);
+        free(info);
+        serve();
+        return 0;
+}
