@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -416,6 +417,9 @@ static void run_free(Run *r)
 static void run_kill(Run *r)
 {
         if (r->init_pidfd >= 0 && !r->init_exited) {
+                /* Tearing down is background work too. */
+                if (r->pid > 0 && !r->pid_exited)
+                        (void)setpriority(PRIO_PROCESS, (id_t)r->pid, 19);
                 (void)syscall(SYS_pidfd_send_signal, r->init_pidfd, SIGKILL, NULL, 0);
                 r->killed = true;
         }
@@ -626,6 +630,7 @@ static void run_start(Run *r)
                 run_fail_internal(r, "cannot send the program");
                 return;
         }
+        (void)setpriority(PRIO_PROCESS, (id_t)r->pid, 0);
         r->state = RS_RUNNING;
         e->n_active++;
         e->stats.runs_started++;
@@ -1030,9 +1035,12 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
         TAILQ_INIT(&e->idle);
         signal(SIGPIPE, SIG_IGN);
 
-        if (opts->zygote_path) {
-                snprintf(e->zygote_path, sizeof(e->zygote_path), "%s", opts->zygote_path);
+        const char *path = opts->zygote_path ? opts->zygote_path : getenv("PYRUNNER_ZYGOTE");
+        if (path) {
+                snprintf(e->zygote_path, sizeof(e->zygote_path), "%s", path);
         } else {
+                /* Next to us in the build tree, else the install location. */
+                static const char *const rel[] = { "../sandbox", "../src/sandbox", "." };
                 char self[PATH_MAX];
                 ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
                 if (n < 0) {
@@ -1040,15 +1048,16 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
                         return -errno;
                 }
                 self[n] = '\0';
-                char *slash = strrchr(self, '/');
-                *slash = '\0';
-                /* Build tree: build/src/cli/.. ; installed: libexec. */
-                snprintf(e->zygote_path, sizeof(e->zygote_path), "%s/../sandbox/pyrunner-zygote", self);
-                if (access(e->zygote_path, X_OK) < 0)
-                        snprintf(e->zygote_path, sizeof(e->zygote_path), "%s/pyrunner-zygote", self);
-                if (access(e->zygote_path, X_OK) < 0)
-                        snprintf(e->zygote_path, sizeof(e->zygote_path), "%s/pyrunner-zygote",
-                                 PYRUNNER_LIBEXECDIR);
+                *strrchr(self, '/') = '\0';
+                snprintf(e->zygote_path, sizeof(e->zygote_path), "%s/pyrunner-zygote", PYRUNNER_LIBEXECDIR);
+                for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
+                        char cand[PATH_MAX + 64];
+                        snprintf(cand, sizeof(cand), "%s/%s/pyrunner-zygote", self, rel[i]);
+                        if (access(cand, X_OK) == 0) {
+                                snprintf(e->zygote_path, sizeof(e->zygote_path), "%s", cand);
+                                break;
+                        }
+                }
         }
         if (access(e->zygote_path, X_OK) < 0) {
                 r = -errno;

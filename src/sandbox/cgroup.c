@@ -289,7 +289,8 @@ int cg_create(CgroupRoot *root, const char *name, const CgroupLimits *limits, Cg
                 return -EOPNOTSUPP;
 
         for (int i = 0; i < CG_N; i++) {
-                if (root->dirfd[i] < 0)
+                /* Without a quota the cpu hierarchy is not needed (v1). */
+                if (root->dirfd[i] < 0 || (i == CG_CPU && limits->cpu_percent == 0))
                         continue;
                 bool dup_of = false;
                 for (int j = 0; j < i; j++)
@@ -325,13 +326,15 @@ int cg_create(CgroupRoot *root, const char *name, const CgroupLimits *limits, Cg
                 r = write_u64(cg.dirfd[CG_MEMORY], "pids.max", limits->pids_max);
                 if (r < 0)
                         goto fail;
-                snprintf(quota, sizeof(quota), "%u 100000", limits->cpu_percent * 1000);
-                (void)write_knob(cg.dirfd[CG_MEMORY], "cpu.max", quota);
+                if (limits->cpu_percent > 0) {
+                        snprintf(quota, sizeof(quota), "%u 100000", limits->cpu_percent * 1000);
+                        (void)write_knob(cg.dirfd[CG_MEMORY], "cpu.max", quota);
+                }
         } else {
                 r = write_u64(cg.dirfd[CG_PIDS], "pids.max", limits->pids_max);
                 if (r < 0)
                         goto fail;
-                if (cg.dirfd[CG_CPU] >= 0) {
+                if (cg.dirfd[CG_CPU] >= 0 && limits->cpu_percent > 0) {
                         (void)write_knob(cg.dirfd[CG_CPU], "cpu.cfs_period_us", "100000");
                         (void)write_u64(cg.dirfd[CG_CPU], "cpu.cfs_quota_us", limits->cpu_percent * 1000ull);
                 }

@@ -198,6 +198,9 @@ int seccomp_policy_build(SeccompPolicyKind kind, struct sock_fprog *ret)
 
         if (!ctx)
                 return -ENOMEM;
+        /* A binary tree over syscall numbers: a shorter path per syscall,
+         * and a faster action-cache build when each child installs it. */
+        (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         r = kind == SECCOMP_POLICY_INIT ? build_init(ctx) : build_user(ctx);
         if (r < 0)
                 goto out;

@@ -10,6 +10,7 @@
 #define ZYG_PROTO_VERSION 1
 #define ZYG_SANDBOX_UID 1000         /* uid and gid of user code inside */
 #define ZYG_CTL_FD 3                 /* the framed channel inside a sandbox */
+#define ZYG_PREPARE_NICE 10          /* zygote and idle sandboxes */
 
 enum {
         ZYG_MSG_READY = 1,           /* zygote -> engine, once, payload: info JSON */
