@@ -133,6 +133,8 @@ int main(int argc, char **argv)
         int opt;
 
         config_init_defaults(&cfg);
+        if (config_from_env(&cfg, NULL) < 0)
+                return 2;
         static const struct option longopts[] = {
                 { "n", required_argument, NULL, 'n' },
                 { "concurrency", required_argument, NULL, 'c' },

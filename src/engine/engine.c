@@ -238,8 +238,13 @@ static void zyg_on_ready(Zyg *z, const char *info)
                 /* Idle sandboxes of the old layout are dropped. */
                 Run *r, *tmp;
                 TAILQ_FOREACH_SAFE(r, &e->idle, qlink, tmp)
-                        if (r->zyg == old)
+                        if (r->zyg == old) {
+                                TAILQ_REMOVE(&e->idle, r, qlink);
+                                r->in_queue = false;
+                                e->n_idle--;
+                                r->state = RS_DONE;
                                 run_kill(r);
+                        }
                 old->nruns++;
                 zyg_unref(old);
         }
@@ -494,6 +499,9 @@ static void run_deliver(Run *r)
 
         if (r->state == RS_DONE)
                 return;
+        /* Output written before the result frame is in the pipes now. */
+        (void)drain_pipe(r, false);
+        (void)drain_pipe(r, true);
         bool had_request = r->has_request;
         if (r->state == RS_RUNNING)
                 e->n_active--;
@@ -504,8 +512,6 @@ static void run_deliver(Run *r)
         if (!had_request)
                 return; /* a pool sandbox that died idle */
 
-        (void)drain_pipe(r, false);
-        (void)drain_pipe(r, true);
         if (r->has_cg && cg_read_stats(&r->cg, &st) == 0) {
                 r->oc.oom_kills = st.oom_kills - r->base.oom_kills;
                 res.cpu_time = (double)(st.cpu_usage_ns - MIN(st.cpu_usage_ns, r->base.cpu_usage_ns)) / 1e9;
