@@ -170,8 +170,12 @@ static json_t *layers_json(Engine *e)
         json_object_set_new(o, "capabilities_dropped", json_boolean(l & ZYG_LAYER_CAPS));
         json_object_set_new(o, "rlimits", json_boolean(l & ZYG_LAYER_RLIMITS));
         json_object_set_new(o, "cgroup", json_string(cg_mode_name(cg->mode)));
-        if (cg->mode == CGROUP_MODE_NONE)
+        if (cg->mode == CGROUP_MODE_NONE) {
                 json_object_set_new(o, "cgroup_reason", json_string(cg->why));
+                json_object_set_new(o, "memory_limit", json_string("memory watch (polls resident size every 10 ms)"));
+        } else {
+                json_object_set_new(o, "memory_limit", json_string("cgroup"));
+        }
         json_object_set_new(o, "uid", json_integer(ZYG_SANDBOX_UID));
         json_object_set_new(o, "privileged", json_boolean(geteuid() == 0));
         return o;

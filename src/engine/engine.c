@@ -4,6 +4,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -65,7 +66,8 @@ struct Run {
 
         int out_fd, err_fd, init_pidfd;
         struct bufferevent *ctl, *in;
-        struct event *ev_out, *ev_err, *ev_init, *timer, *ev_retry;
+        struct event *ev_out, *ev_err, *ev_init, *timer, *ev_retry, *ev_watch;
+        uint64_t watch_peak;         /* bytes, when no memory cgroup */
         char *out, *err;
         size_t out_len, err_len;
         bool out_trunc, err_trunc;
@@ -112,6 +114,7 @@ static void run_try_finish(Run *r);
 static void run_kill(Run *r);
 static void engine_dispatch(Engine *e);
 static int zyg_start(Engine *e);
+static uint64_t tree_rss(pid_t pid, int depth);
 
 static double ts_diff(const struct timespec *a, const struct timespec *b)
 {
@@ -401,6 +404,8 @@ static void run_free(Run *r)
                 event_free(r->ev_init);
         if (r->timer)
                 event_free(r->timer);
+        if (r->ev_watch)
+                event_free(r->ev_watch);
         if (r->ev_retry)
                 event_free(r->ev_retry);
         safe_close(r->out_fd);
@@ -509,6 +514,8 @@ static void run_deliver(Run *r)
         clock_gettime(CLOCK_MONOTONIC, &r->t_end);
         if (r->timer)
                 event_del(r->timer);
+        if (r->ev_watch)
+                event_del(r->ev_watch);
         if (!had_request)
                 return; /* a pool sandbox that died idle */
 
@@ -518,6 +525,15 @@ static void run_deliver(Run *r)
                 res.memory_used = (double)st.memory_peak / (1024.0 * 1024.0);
         } else {
                 res.cpu_time = r->runner_cpu;
+                if (r->pid > 0 && !r->pid_exited)
+                        r->watch_peak = MAX(r->watch_peak, tree_rss(r->pid, 0));
+                res.memory_used = (double)r->watch_peak / (1024.0 * 1024.0);
+        }
+        if (!r->ready && !r->oc.setup_failed) {
+                /* It died before it could run anything: our failure. */
+                r->oc.setup_failed = true;
+                if (!r->message)
+                        r->message = strdup("the sandbox died during set-up");
         }
         res.status = run_classify(&r->oc, &res.exit_code, &res.signal);
         res.execution_time = r->t_start.tv_sec ? ts_diff(&r->t_start, &r->t_end) : 0.0;
@@ -587,6 +603,45 @@ static void run_on_init_exit(evutil_socket_t fd, short what, void *arg)
         run_try_finish(r);
 }
 
+/* Private memory of pid and its descendants, from /proc: the pages they
+ * share with the zygote are not theirs. */
+static uint64_t tree_rss(pid_t pid, int depth)
+{
+        char path[96], buf[4096];
+        uint64_t total = 0;
+        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+        if (file_read_str(AT_FDCWD, path, buf, sizeof(buf)) > 0)
+                for (char *p = buf; (p = strstr(p, "Private_")); p++) {
+                        uint64_t kb = 0;
+                        if (sscanf(p, "Private_%*[a-zA-Z]: %" SCNu64, &kb) == 1)
+                                total += kb << 10;
+                }
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+        if (depth < 16 && file_read_str(AT_FDCWD, path, buf, sizeof(buf)) > 0)
+                for (char *p = buf, *end; *p; p = end) {
+                        long child = strtol(p, &end, 10);
+                        if (end == p)
+                                break;
+                        total += tree_rss((pid_t)child, depth + 1);
+                }
+        return total;
+}
+
+/* Without a memory cgroup: poll the sandbox's resident size. Coarser than
+ * the cgroup (a fast allocation can overshoot by one interval). */
+static void run_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+        Run *r = arg;
+        if (r->state != RS_RUNNING || r->pid <= 0)
+                return;
+        uint64_t rss = tree_rss(r->pid, 0);
+        r->watch_peak = MAX(r->watch_peak, rss);
+        if (rss > (uint64_t)r->memory_mb << 20) {
+                r->oc.oom_kills = 1;
+                run_kill(r);
+        }
+}
+
 static void run_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
         Run *r = arg;
@@ -644,6 +699,11 @@ static void run_start(Run *r)
         struct timeval tv = { r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000 };
         r->timer = evtimer_new(e->base, run_on_timeout, r);
         evtimer_add(r->timer, &tv);
+        if (!r->has_cg) {
+                struct timeval every = { 0, 10000 };
+                r->ev_watch = event_new(e->base, -1, EV_PERSIST, run_on_watch, r);
+                event_add(r->ev_watch, &every);
+        }
 }
 
 static void run_on_stdin_written(struct bufferevent *bev, void *arg)

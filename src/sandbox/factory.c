@@ -57,7 +57,9 @@ static _noreturn_ void init_main(int go_fd, const struct sock_fprog *filter)
         pidfd = (int)syscall(SYS_pidfd_open, 2, 0);
         if (pidfd < 0)
                 _exit(0);
-        if (setgroups(0, NULL) < 0 ||
+        /* setgroups is denied below an unprivileged zygote: then the groups
+         * are the caller's own, unmapped, and cannot be dropped. */
+        if ((setgroups(0, NULL) < 0 && errno != EPERM) ||
             setresgid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID) < 0 ||
             setresuid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID) < 0 ||
             drop_all_caps() < 0 || seccomp_policy_install(filter) < 0)

@@ -142,7 +142,11 @@ def main():
     except BaseException:
         pass
     _flush()
-    t = os.times()
+    import resource
+    cpu = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        cpu += ru.ru_utime + ru.ru_stime
     _send({"type": "result", "status": status, "exit_code": exit_code, "error": error,
-           "cpu_time": t.user + t.system + t.children_user + t.children_system})
+           "cpu_time": cpu})
     return exit_code
