@@ -81,9 +81,9 @@ int parse_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret
         if (!s || !*s)
                 return -EINVAL;
         for (; isdigit((unsigned char)*p); p++, digits++) {
-                if (ms > INT64_MAX / 10000)
-                        return -ERANGE;
                 ms = ms * 10 + (*p - '0');
+                if (ms > INT64_MAX / 1000)
+                        return -ERANGE;
         }
         ms *= 1000;
         if (*p == '.') {
@@ -92,6 +92,8 @@ int parse_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret
                 for (; isdigit((unsigned char)*p); p++, digits++) {
                         if (scale == 0)
                                 return -EINVAL;
+                        if (ms > INT64_MAX - (*p - '0') * scale)
+                                return -ERANGE;
                         ms += (*p - '0') * scale;
                         scale /= 10;
                 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
@@ -100,6 +102,7 @@ static int self_path(const char *self_cgroup, const char *ctrl, char *ret, size_
                 char *c1 = strchr(line, ':');
                 char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (c1 && c2) {
+                        *c1 = '\0';
                         *c2 = '\0';
                         const char *list = c1 + 1;
                         bool match = false;
@@ -122,11 +125,43 @@ static int self_path(const char *self_cgroup, const char *ctrl, char *ret, size_
         return -ENOENT;
 }
 
+/* Removes pyrunner-<pid> trees left by processes that died without
+ * cleaning up (killed with SIGKILL, say). Empty cgroups only: rmdir
+ * refuses any that still hold tasks. */
+static void remove_stale(int fd, const char *name)
+{
+        const char *dash = strrchr(name, '-');
+        size_t plen = dash ? (size_t)(dash - name) + 1 : 0;
+        DIR *d = plen ? fdopendir(dup(fd)) : NULL;
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                char *end;
+                if (strncmp(de->d_name, name, plen) != 0 || !strcmp(de->d_name, name))
+                        continue;
+                long pid = strtol(de->d_name + plen, &end, 10);
+                if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                int sub = openat(fd, de->d_name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                DIR *sd = sub >= 0 ? fdopendir(sub) : NULL;
+                for (struct dirent *se; sd && (se = readdir(sd));)
+                        if (se->d_type == DT_DIR && se->d_name[0] != '.')
+                                (void)unlinkat(dirfd(sd), se->d_name, AT_REMOVEDIR);
+                if (sd)
+                        closedir(sd);
+                else
+                        safe_close(sub);
+                (void)unlinkat(fd, de->d_name, AT_REMOVEDIR);
+        }
+        closedir(d);
+}
+
 static int open_parent(const char *dir, const char *name, int *ret)
 {
         _cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
+        remove_stale(fd, name);
         if (mkdirat(fd, name, 0755) < 0 && errno != EEXIST)
                 return -errno;
         int sub = openat(fd, name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -432,12 +467,6 @@ int cg_destroy(Cgroup *cg)
                 if (cg->root && cg->root->dirfd[i] >= 0 &&
                     unlinkat(cg->root->dirfd[i], cg->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
                         r = -errno;
-                        /* A fake tree holds knob files: clear them and retry. */
-                        if (r == -ENOTEMPTY) {
-                                char path[64];
-                                snprintf(path, sizeof(path), "%d", cg->dirfd[i]);
-                                (void)path;
-                        }
                         if (r == -EBUSY)
                                 return r;
                 }

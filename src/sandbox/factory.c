@@ -41,7 +41,7 @@ static void sigchld_noop(int sig) { (void)sig; }
 
 /* pid 1 of a sandbox: waits for pid 2 to exist, then reaps orphans until
  * pid 2 is gone. Its exit makes the kernel kill everything left. */
-static _noreturn_ void init_main(int go_fd, const struct sock_fprog *filter)
+static _noreturn_ void init_main(int go_fd, const SeccompProgram *filter)
 {
         char c;
         int pidfd;
@@ -96,7 +96,7 @@ static int write_maps(pid_t pid, const FactoryRequest *req)
         return file_write_str(AT_FDCWD, path, line);
 }
 
-static int make_init(const FactoryRequest *req, const struct sock_fprog *filter, FactoryReply *rep,
+static int make_init(const FactoryRequest *req, const SeccompProgram *filter, FactoryReply *rep,
                      int *ret_pidfd, int *ret_go)
 {
         _cleanup_close_pair_ int go[2] = { -1, -1 };
@@ -123,7 +123,7 @@ static int make_init(const FactoryRequest *req, const struct sock_fprog *filter,
         return 0;
 }
 
-void factory_main(int sock, const struct sock_fprog *init_filter)
+void factory_main(int sock, const SeccompProgram *init_filter)
 {
         sigset_t mask;
         sigemptyset(&mask);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "seccomp-policy.h"
 #include "zygote-proto.h"
 
 typedef struct SandboxError {
@@ -27,7 +28,7 @@ typedef struct FactoryRequest {
 } FactoryRequest;
 
 /* Runs the factory loop on sock until it closes; never returns. */
-void factory_main(int sock, const struct sock_fprog *init_filter) __attribute__((noreturn));
+void factory_main(int sock, const SeccompProgram *init_filter) __attribute__((noreturn));
 
 typedef struct ChildArgs {
         int fds[4];                  /* stdin, stdout, stderr, ctl */
@@ -37,7 +38,7 @@ typedef struct ChildArgs {
         pid_t zygote_pid;
         uint32_t layers;
         ZygLimits limits;
-        const struct sock_fprog *filter;
+        const SeccompProgram *filter;
 } ChildArgs;
 
 /* Steps of pid 2 before Python's fork hooks run. */

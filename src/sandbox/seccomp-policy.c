@@ -147,33 +147,40 @@ static int build_user(scmp_filter_ctx ctx)
                         return r;
         }
 
-        /* ioctl: no terminal input injection. */
+        /* ioctl, fcntl and prctl are allowed whole here; build_args narrows
+         * ioctl and fcntl in a second filter. */
+        r = add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL);
+        if (r < 0)
+                return r;
+        r = add_rule(ctx, SCMP_ACT_ALLOW, "fcntl", 0, NULL);
+        if (r < 0)
+                return r;
+        return add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 0, NULL);
+}
+
+/* The second user filter: default allow, EPERM for argument values. The
+ * kernel reads both as 32-bit, so compare the low 32 bits only. */
+static int build_args(scmp_filter_ctx ctx)
+{
+        /* No terminal input injection or line-discipline games. */
         static const uint64_t bad_ioctls[] = { TIOCSTI, TIOCLINUX, TIOCSETD };
+        /* Leases and dnotify reach other sandboxes through shared inodes. */
+        static const uint64_t bad_fcntls[] = { F_SETLEASE, F_NOTIFY };
+        int r;
+
         for (size_t i = 0; i < ELEMENTSOF(bad_ioctls); i++) {
                 struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_ioctls[i]);
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &a);
                 if (r < 0)
                         return r;
         }
-        r = add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL);
-        if (r < 0)
-                return r;
-
-        /* fcntl: leases and dnotify reach other sandboxes through shared inodes. */
-        static const int bad_fcntls[] = { F_SETLEASE, F_NOTIFY };
         for (size_t i = 0; i < ELEMENTSOF(bad_fcntls); i++) {
-                struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, (uint64_t)bad_fcntls[i]);
+                struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_fcntls[i]);
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, &a);
                 if (r < 0)
                         return r;
         }
-        r = add_rule(ctx, SCMP_ACT_ALLOW, "fcntl", 0, NULL);
-        if (r < 0)
-                return r;
-
-        /* prctl: no changing the seccomp state in other ways than stacking. */
-        r = add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 0, NULL);
-        return r;
+        return 0;
 }
 
 static int build_init(scmp_filter_ctx ctx)
@@ -190,63 +197,88 @@ static int build_init(scmp_filter_ctx ctx)
         return 0;
 }
 
-int seccomp_policy_build(SeccompPolicyKind kind, struct sock_fprog *ret)
+static int compile(uint32_t def, int (*build)(scmp_filter_ctx), struct sock_fprog *ret)
 {
-        uint32_t def = kind == SECCOMP_POLICY_INIT ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO(ENOSYS);
         scmp_filter_ctx ctx = seccomp_init(def);
-        int r;
+        struct sock_filter *f = NULL;
+        struct stat st;
+        int mfd = -1, r;
 
         if (!ctx)
                 return -ENOMEM;
         /* A binary tree over syscall numbers: a shorter path per syscall,
          * and a faster action-cache build when each child installs it. */
         (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-        r = kind == SECCOMP_POLICY_INIT ? build_init(ctx) : build_user(ctx);
+        r = build(ctx);
         if (r < 0)
                 goto out;
-
-        int mfd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+        mfd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
         if (mfd < 0) {
                 r = -errno;
                 goto out;
         }
         r = seccomp_export_bpf(ctx, mfd);
-        if (r < 0) {
-                close(mfd);
+        if (r < 0)
                 goto out;
-        }
-        struct stat st;
         if (fstat(mfd, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter)) {
                 r = -EIO;
-                close(mfd);
                 goto out;
         }
-        struct sock_filter *f = malloc((size_t)st.st_size);
+        f = malloc((size_t)st.st_size);
         if (!f) {
                 r = -ENOMEM;
-                close(mfd);
                 goto out;
         }
         if (pread(mfd, f, (size_t)st.st_size, 0) != st.st_size) {
                 r = -EIO;
                 free(f);
-                close(mfd);
                 goto out;
         }
-        close(mfd);
         ret->filter = f;
         ret->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
         r = 0;
 out:
+        safe_close(mfd);
         seccomp_release(ctx);
         return r;
 }
 
-int seccomp_policy_install(const struct sock_fprog *prog)
+void seccomp_program_free(SeccompProgram *p)
+{
+        for (unsigned i = 0; i < p->n; i++)
+                free(p->filter[i].filter);
+        p->n = 0;
+}
+
+int seccomp_policy_build(SeccompPolicyKind kind, SeccompProgram *ret)
+{
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        if (kind == SECCOMP_POLICY_INIT)
+                r = compile(SCMP_ACT_KILL_PROCESS, build_init, &ret->filter[0]);
+        else
+                r = compile(SCMP_ACT_ERRNO(ENOSYS), build_user, &ret->filter[0]);
+        if (r < 0)
+                return r;
+        ret->n = 1;
+        if (kind == SECCOMP_POLICY_USER) {
+                r = compile(SCMP_ACT_ALLOW, build_args, &ret->filter[1]);
+                if (r < 0) {
+                        seccomp_program_free(ret);
+                        return r;
+                }
+                ret->n = 2;
+        }
+        return 0;
+}
+
+int seccomp_policy_install(const SeccompProgram *p)
 {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -errno;
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0)
-                return -errno;
+        for (unsigned i = 0; i < p->n; i++)
+                if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->filter[i], 0, 0) < 0)
+                        return -errno;
         return 0;
 }

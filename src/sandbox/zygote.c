@@ -42,7 +42,7 @@ typedef struct Zygote {
         pid_t pid;
         bool privileged;
         uint32_t host_uid, host_gid;
-        struct sock_fprog user_filter, init_filter;
+        SeccompProgram user_filter, init_filter;
         PyObject *runner_main;
         struct { pid_t pid; uint64_t id; } kids[MAX_CHILDREN];
 } Zygote;
