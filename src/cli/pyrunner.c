@@ -51,7 +51,8 @@ static void usage(FILE *f)
                 "                        (e.g. numpy,pandas; 'all' for the six defaults)\n"
                 "  --no-cgroups          use rlimits only, even where cgroups are writable\n"
                 "  -h, --help            this help\n"
-                "Settings (also as PYRUNNER_<NAME> variables):\n");
+                "Settings (also as PYRUNNER_<NAME> variables; the CLI itself\n"
+                "defaults to pool-size 0 and no preload, a daemon to the table):\n");
         config_print_help(f);
         fprintf(f,
                 "\nExit status: the program's own on success or error; 124 timeout,\n"
@@ -275,7 +276,8 @@ int main(int argc, char **argv)
         };
         size_t nopt = 8;
         for (size_t i = 0; i < config_table_size && nopt < ELEMENTSOF(longopts) - 1; i++)
-                longopts[nopt++] = (struct option){ config_table[i].name, required_argument, NULL, OPT_SET };
+                if (strcmp(config_table[i].name, "preload") != 0) /* --preload above */
+                        longopts[nopt++] = (struct option){ config_table[i].name, required_argument, NULL, OPT_SET };
 
         int64_t timeout_ms = 0, memory_mb = 0;
         int opt, idx;

@@ -27,8 +27,6 @@
 #include "pyrunner-config.h"
 #include "zygote-proto.h"
 
-extern char **environ;
-
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar) \
         for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
@@ -339,7 +337,10 @@ static int zyg_start(Engine *e)
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_adddup2(&fa, sp[1], ZYG_CTL_FD);
-        r = posix_spawn(&pid, e->zygote_path, &fa, NULL, argv, environ);
+        /* A clean environment: /proc/self/environ of every sandbox shows
+         * the zygote's initial one, whatever Python does later. */
+        char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL };
+        r = posix_spawn(&pid, e->zygote_path, &fa, NULL, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
         close(sp[1]);
         if (r != 0) {
@@ -529,7 +530,7 @@ static void run_deliver(Run *r)
                         r->watch_peak = MAX(r->watch_peak, tree_rss(r->pid, 0));
                 res.memory_used = (double)r->watch_peak / (1024.0 * 1024.0);
         }
-        if (!r->ready && !r->oc.setup_failed) {
+        if (!r->ready && !r->oc.setup_failed && !r->oc.cancelled) {
                 /* It died before it could run anything: our failure. */
                 r->oc.setup_failed = true;
                 if (!r->message)
@@ -596,10 +597,6 @@ static void run_on_init_exit(evutil_socket_t fd, short what, void *arg)
 {
         Run *r = arg;
         r->init_exited = true;
-        if (r->state == RS_IDLE || r->state == RS_SPAWNING) {
-                /* Died before it had work: drop it quietly. */
-                r->has_request ? (void)0 : (void)0;
-        }
         run_try_finish(r);
 }
 
@@ -836,12 +833,9 @@ static void run_on_ctl_read(struct bufferevent *bev, void *arg)
 
 static void run_on_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
-        Run *r = arg;
-        /* EOF or error: the process is going away; exit status tells more. */
+        /* EOF or error: the process is going away; its exit status and
+         * pid 1's exit finish the run. */
         bufferevent_disable(bev, EV_READ);
-        if (!r->ready && (what & BEV_EVENT_EOF) && r->pid > 0 && !r->pid_exited) {
-                /* wait for EXITED */
-        }
 }
 
 static int run_spawn(Run *r)
@@ -889,6 +883,9 @@ static int run_spawn(Run *r)
                         .stack_bytes = (uint64_t)e->cfg.stack_mb << 20,
                         .nofile = (uint32_t)e->cfg.nofile,
                         .cpu_seconds = (uint32_t)(e->cfg.max_timeout_ms / 1000 + 2),
+                        /* No pids cgroup: RLIMIT_NPROC, shared by all sandboxes of
+                         * the same host uid, is the only brake on fork bombs. */
+                        .nproc = e->cgroot.mode == CGROUP_MODE_NONE ? (uint32_t)e->cfg.pids_max : 0,
                 },
         };
         int fds[4 + CG_N] = { in[0], out[1], err[1], ctl[1] };

@@ -45,9 +45,10 @@ typedef struct EngineStats {
 int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOptions *opts, Engine **ret);
 void engine_free(Engine *e);
 
-/* Validates and queues a run; -EINVAL (empty code, bad UTF-8) or -ERANGE
- * (a limit outside the configured bounds, or code too large). done is
- * called exactly once, after which the Run is gone. */
+/* Validates and queues a run: -EINVAL empty code, -EILSEQ code not UTF-8
+ * text, -E2BIG code or stdin too large, -ERANGE a limit outside the
+ * configured bounds. done is called exactly once, after which the run is
+ * gone. */
 int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *userdata, uint64_t *ret_ticket);
 /* Kills a run; its done callback still fires, with status killed. */
 void engine_cancel(Engine *e, uint64_t ticket);

@@ -183,6 +183,8 @@ char *run_result_summary(const RunResult *r)
                         n = asprintf(&s, "%s on line %lld", type, (long long)json_integer_value(line));
                 else if (type)
                         n = asprintf(&s, "%s", type);
+                else if (r->message)
+                        n = asprintf(&s, "%s", r->message);
                 else
                         n = asprintf(&s, "Exited with code %d", r->exit_code);
                 break;

@@ -222,8 +222,27 @@ static int root_open_v2(CgroupRoot *root, const char *fsroot, const char *self_c
                          strerror(-r));
                 return r;
         }
-        /* Our parent has no processes, so it may delegate controllers. */
-        r = write_knob(root->dirfd[CG_MEMORY], "cgroup.subtree_control", "+memory +pids +cpu");
+        /* Our own dir holds no processes, so it may hand controllers on,
+         * provided the cgroup we run in hands them to it. */
+        int own = root->dirfd[CG_MEMORY];
+        r = write_knob(own, "cgroup.subtree_control", "+memory +pids +cpu");
+        if (r < 0)
+                r = write_knob(own, "cgroup.subtree_control", "+memory +pids");
+        if (r < 0) {
+                /* It does not yet, and cannot while it holds us (no internal
+                 * processes in v2): move into a leaf below our dir first. */
+                _cleanup_close_ int up = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                char pid[24];
+                snprintf(pid, sizeof(pid), "%d", getpid());
+                if (up >= 0 && (mkdirat(own, "supervisor", 0755) == 0 || errno == EEXIST)) {
+                        _cleanup_close_ int sup = openat(own, "supervisor", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                        if (sup >= 0 && write_knob(sup, "cgroup.procs", pid) == 0 &&
+                            write_knob(up, "cgroup.subtree_control", "+memory +pids") == 0)
+                                r = write_knob(own, "cgroup.subtree_control", "+memory +pids");
+                }
+                if (r >= 0)
+                        (void)write_knob(own, "cgroup.subtree_control", "+cpu");
+        }
         if (r < 0) {
                 snprintf(root->why, sizeof(root->why), "cannot enable memory/pids/cpu under %s: %s",
                          dir, strerror(-r));

@@ -41,7 +41,7 @@ static void sigchld_noop(int sig) { (void)sig; }
 
 /* pid 1 of a sandbox: waits for pid 2 to exist, then reaps orphans until
  * pid 2 is gone. Its exit makes the kernel kill everything left. */
-static _noreturn_ void init_main(int go_fd, const SeccompProgram *filter)
+static _noreturn_ void init_main(int go_fd, const SeccompProgram *filter, bool unprivileged)
 {
         char c;
         int pidfd;
@@ -59,7 +59,7 @@ static _noreturn_ void init_main(int go_fd, const SeccompProgram *filter)
                 _exit(0);
         /* setgroups is denied below an unprivileged zygote: then the groups
          * are the caller's own, unmapped, and cannot be dropped. */
-        if ((setgroups(0, NULL) < 0 && errno != EPERM) ||
+        if ((setgroups(0, NULL) < 0 && !(errno == EPERM && unprivileged)) ||
             setresgid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID) < 0 ||
             setresuid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID) < 0 ||
             drop_all_caps() < 0 || seccomp_policy_install(filter) < 0)
@@ -109,7 +109,7 @@ static int make_init(const FactoryRequest *req, const SeccompProgram *filter, Fa
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                init_main(go[0], filter);
+                init_main(go[0], filter, req->unprivileged);
 
         int r = write_maps((pid_t)pid, req);
         if (r < 0) {

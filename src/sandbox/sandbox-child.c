@@ -71,6 +71,12 @@ static int bind_ro(const char *src, const char *dst, bool is_dir)
         }
         if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
                 return -errno;
+        /* Read-only down the whole tree, submounts included. */
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+        if (mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+                return 0;
+        if (errno != ENOSYS)
+                return -errno;
         unsigned long f = locked_flags(src) | MS_NOSUID | MS_NODEV | MS_RDONLY;
         if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | f, NULL) < 0)
                 return -errno;
@@ -186,21 +192,21 @@ static int place_fds(const int fds[4])
         return 0;
 }
 
-static int drop_privileges(SandboxError *err, uint32_t layers)
+static int drop_privileges(SandboxError *err, const ChildArgs *a)
 {
         errno = 0;
-        if (layers & ZYG_LAYER_CAPS) {
+        if (a->layers & ZYG_LAYER_CAPS) {
                 /* The bounding set first: it needs CAP_SETPCAP. */
                 for (int cap = 0; cap <= 63; cap++)
                         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
                                 FAIL("drop bounding set");
         }
         /* Denied below an unprivileged zygote (see factory.c). */
-        if (setgroups(0, NULL) < 0 && errno != EPERM)
+        if (setgroups(0, NULL) < 0 && !(errno == EPERM && a->unprivileged))
                 FAIL("setgroups");
         CHECK(setresgid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID), "setresgid");
         CHECK(setresuid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID), "setresuid");
-        if (layers & ZYG_LAYER_CAPS) {
+        if (a->layers & ZYG_LAYER_CAPS) {
                 struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
                 struct __user_cap_data_struct d[2] = { 0 };
                 CHECK(syscall(SYS_capset, &h, d), "capset");
@@ -253,6 +259,8 @@ int sandbox_child_setup(const ChildArgs *a, SandboxError *err)
                 CHECK(set_rlimit(RLIMIT_STACK, l->stack_bytes), "rlimit stack");
                 CHECK(set_rlimit(RLIMIT_CPU, l->cpu_seconds), "rlimit cpu");
                 CHECK(set_rlimit(RLIMIT_MEMLOCK, 0), "rlimit memlock");
+                if (l->nproc)
+                        CHECK(set_rlimit(RLIMIT_NPROC, l->nproc), "rlimit nproc");
         }
         int r = place_fds(a->fds);
         if (r < 0) {
@@ -260,7 +268,7 @@ int sandbox_child_setup(const ChildArgs *a, SandboxError *err)
                 FAIL("place fds");
         }
         err->ctl_fd = ZYG_CTL_FD;
-        r = drop_privileges(err, a->layers);
+        r = drop_privileges(err, a);
         if (r < 0)
                 return r;
         /* The uid change cleared it; /proc/self must stay readable to us. */

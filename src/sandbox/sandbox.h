@@ -25,6 +25,7 @@ typedef struct FactoryReply {
 
 typedef struct FactoryRequest {
         uint32_t host_uid, host_gid; /* what the sandbox user maps to */
+        uint32_t unprivileged;       /* setgroups is denied then */
 } FactoryRequest;
 
 /* Runs the factory loop on sock until it closes; never returns. */
@@ -37,6 +38,7 @@ typedef struct ChildArgs {
         int init_pidfd;
         pid_t zygote_pid;
         uint32_t layers;
+        bool unprivileged;
         ZygLimits limits;
         const SeccompProgram *filter;
 } ChildArgs;

@@ -41,6 +41,8 @@ typedef struct ZygLimits {
         uint64_t stack_bytes;
         uint32_t nofile;
         uint32_t cpu_seconds;        /* RLIMIT_CPU hard backstop */
+        uint32_t nproc;              /* RLIMIT_NPROC, 0 = leave alone */
+        uint32_t reserved;
 } ZygLimits;
 
 typedef struct ZygSpawn {
@@ -57,7 +59,7 @@ typedef struct ZygSpawned {
         int32_t error;               /* -errno, 0 on success */
         uint64_t id;
         int32_t pid;                 /* pid 2, host view */
-        int32_t init_pid;            /* pid 1, host view */
+        int32_t init_pid;            /* pid 1, host view (0 if unknown) */
         char message[128];
 } ZygSpawned;                        /* fds: init pidfd (on success) */
 

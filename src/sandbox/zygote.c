@@ -321,15 +321,15 @@ static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
                 goto reply;
         }
 
-        FactoryRequest freq = { .host_uid = Z.host_uid, .host_gid = Z.host_gid };
+        FactoryRequest freq = { .host_uid = Z.host_uid, .host_gid = Z.host_gid, .unprivileged = !Z.privileged };
         FactoryReply frep;
         int ffds[2];
         size_t nff = 0;
         if (send(Z.factory, &freq, sizeof(freq), MSG_NOSIGNAL) < 0 ||
             fd_recv_with_fds(Z.factory, &frep, sizeof(frep), ffds, 2, &nff) != sizeof(frep)) {
-                rep.error = -EPIPE;
-                snprintf(rep.message, sizeof(rep.message), "factory gone");
-                goto reply;
+                /* Without its factory the zygote is useless: exit, and the
+                 * engine starts a fresh one. */
+                die_msg("factory gone", EPIPE);
         }
         if (frep.error < 0 || nff != 2) {
                 rep.error = frep.error < 0 ? frep.error : -EBADMSG;
@@ -354,6 +354,7 @@ static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
                 .init_pidfd = init_pidfd,
                 .zygote_pid = Z.pid,
                 .layers = req->layers,
+                .unprivileged = !Z.privileged,
                 .limits = req->limits,
                 .filter = &Z.user_filter,
         };
@@ -375,7 +376,7 @@ static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
         (void)kid_add(pid, req->id);
         (void)write(go, "G", 1);
         rep.pid = pid;
-        rep.init_pid = 0;
+        rep.init_pid = frep.init_pid;
 reply:
         safe_close(go);
         out_fds[0] = init_pidfd;
