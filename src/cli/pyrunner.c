@@ -29,6 +29,7 @@ typedef struct Cli {
         RunResult result;
         char start_error[512];
         struct event *ev_idle;
+        int interrupted;
 } Cli;
 
 static void usage(FILE *f)
@@ -145,12 +146,26 @@ static void on_done(const RunResult *res, void *userdata)
         Cli *c = userdata;
         c->have_result = true;
         c->result = *res;
-        c->result.out = strdup(res->out);
-        c->result.err = strdup(res->err);
+        /* Output may hold NUL bytes: copy by length. */
+        c->result.out = malloc(res->out_len + 1);
+        c->result.err = malloc(res->err_len + 1);
+        if (c->result.out)
+                memcpy(c->result.out, res->out, res->out_len + 1);
+        if (c->result.err)
+                memcpy(c->result.err, res->err, res->err_len + 1);
         c->result.error = res->error ? json_incref(res->error) : NULL;
         c->result.message = res->message ? strdup(res->message) : NULL;
         struct timeval tv = { 0, 1000 };
         event_add(c->ev_idle, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+        Cli *c = arg;
+        /* Stop cleanly: the sandbox, its cgroups and the zygote go too. */
+        fprintf(stderr, "pyrunner: interrupted by signal %d\n", (int)sig);
+        c->interrupted = (int)sig;
+        event_base_loopbreak(c->base);
 }
 
 static json_t *layers_json(Engine *e)
@@ -282,7 +297,8 @@ int main(int argc, char **argv)
         int64_t timeout_ms = 0, memory_mb = 0;
         int opt, idx;
         optind = 2;
-        while ((opt = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
+        opterr = 0; /* our own one-line messages */
+        while ((opt = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
                 switch (opt) {
                 case OPT_TIMEOUT:
                         r = parse_seconds_ms(optarg, 100, 300000, &timeout_ms);
@@ -321,8 +337,10 @@ int main(int argc, char **argv)
                 case 'h':
                         usage(stdout);
                         return 0;
+                case ':':
+                        fail_usage("option '%s' needs a value (try --help)", argv[optind - 1]);
                 default:
-                        return EXIT_USAGE;
+                        fail_usage("unknown option '%s' (try --help)", argv[optind - 1]);
                 }
         }
         if (config_validate(&cfg, &why) < 0)
@@ -354,6 +372,12 @@ int main(int argc, char **argv)
 
         c.base = event_base_new();
         c.ev_idle = event_new(c.base, -1, EV_PERSIST, on_idle_check, &c);
+        struct event *ev_term = evsignal_new(c.base, SIGTERM, on_signal, &c);
+        struct event *ev_int = evsignal_new(c.base, SIGINT, on_signal, &c);
+        struct event *ev_hup = evsignal_new(c.base, SIGHUP, on_signal, &c);
+        event_add(ev_term, NULL);
+        event_add(ev_int, NULL);
+        event_add(ev_hup, NULL);
         r = engine_new(c.base, &cfg, &opts, &c.engine);
         if (r < 0) {
                 fprintf(stderr, "pyrunner: cannot start the engine: %s\n", strerror(-r));
@@ -361,13 +385,17 @@ int main(int argc, char **argv)
         }
         event_base_dispatch(c.base);
 
-        if (c.failed_start) {
+        if (c.interrupted) {
+                c.exit_code = 128 + c.interrupted;
+        } else if (c.failed_start) {
                 fprintf(stderr, "pyrunner: %s\n", c.start_error);
                 c.exit_code = EXIT_INTERNAL;
         } else if (c.have_result && !c.info_only) {
                 RunResult *res = &c.result;
-                res->out_len = strlen(res->out);
-                res->err_len = strlen(res->err);
+                if (!res->out || !res->err) {
+                        fprintf(stderr, "pyrunner: out of memory\n");
+                        return EXIT_INTERNAL;
+                }
                 if (c.json) {
                         json_t *o = run_result_to_json(res);
                         json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -388,6 +416,9 @@ int main(int argc, char **argv)
                 c.exit_code = 0;
         }
         fflush(stdout);
+        event_free(ev_term);
+        event_free(ev_int);
+        event_free(ev_hup);
         event_free(c.ev_idle);
         engine_free(c.engine);
         event_base_free(c.base);

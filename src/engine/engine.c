@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -1152,8 +1153,19 @@ void engine_free(Engine *e)
                 return;
         e->freeing = true;
         Run *r;
-        while ((r = TAILQ_FIRST(&e->runs))) {
+        TAILQ_FOREACH(r, &e->runs, link)
                 run_kill(r);
+        /* Shutting down may wait a little: give each killed sandbox up to a
+         * second to go, so that its cgroup can be removed. */
+        TAILQ_FOREACH(r, &e->runs, link) {
+                if (r->init_pidfd >= 0 && !r->init_exited) {
+                        struct pollfd p = { .fd = r->init_pidfd, .events = POLLIN };
+                        (void)poll(&p, 1, 1000);
+                }
+                for (int i = 0; r->has_cg && i < 200 && cg_destroy(&r->cg) == -EBUSY; i++)
+                        usleep(5000);
+        }
+        while ((r = TAILQ_FIRST(&e->runs))) {
                 r->state = RS_DONE;
                 run_free(r);
         }

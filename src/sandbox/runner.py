@@ -6,6 +6,7 @@ import builtins
 import json
 import linecache
 import os
+import resource
 import sys
 import traceback
 
@@ -142,7 +143,6 @@ def main():
     except BaseException:
         pass
     _flush()
-    import resource
     cpu = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         ru = resource.getrusage(who)

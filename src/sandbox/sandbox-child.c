@@ -252,6 +252,13 @@ int sandbox_child_setup(const ChildArgs *a, SandboxError *err)
         if (a->layers & ZYG_LAYER_UTSNS)
                 CHECK(sethostname("pyrunner", 8), "sethostname");
         CHECK(setsid(), "setsid");
+        int r = place_fds(a->fds);
+        if (r < 0) {
+                errno = -r;
+                FAIL("place fds");
+        }
+        err->ctl_fd = ZYG_CTL_FD;
+        /* After placing fds: a small NOFILE would refuse the high dups. */
         if (a->layers & ZYG_LAYER_RLIMITS) {
                 CHECK(set_rlimit(RLIMIT_NOFILE, l->nofile), "rlimit nofile");
                 CHECK(set_rlimit(RLIMIT_FSIZE, l->fsize_bytes), "rlimit fsize");
@@ -262,17 +269,18 @@ int sandbox_child_setup(const ChildArgs *a, SandboxError *err)
                 if (l->nproc)
                         CHECK(set_rlimit(RLIMIT_NPROC, l->nproc), "rlimit nproc");
         }
-        int r = place_fds(a->fds);
-        if (r < 0) {
-                errno = -r;
-                FAIL("place fds");
-        }
-        err->ctl_fd = ZYG_CTL_FD;
         r = drop_privileges(err, a);
         if (r < 0)
                 return r;
         /* The uid change cleared it; /proc/self must stay readable to us. */
         CHECK(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable");
+        /* Credential changes clear the parent-death signal too: set it again
+         * and check that the zygote did not die in between. */
+        CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+        if (getppid() != ((a->layers & ZYG_LAYER_PIDNS) ? 0 : a->zygote_pid)) {
+                errno = ESRCH;
+                FAIL("zygote gone");
+        }
         if (a->layers & ZYG_LAYER_SECCOMP) {
                 r = seccomp_policy_install(a->filter);
                 if (r < 0) {

@@ -1,0 +1,58 @@
+"""Sabotage: the deny tests depend on the layers.
+
+Each deny check of denychecks.py is run again with its layer switched off
+(PYRUNNER_ALLOW_SABOTAGE=1 --test-sabotage LAYER) and must now print
+ALLOWED. A deny test that still passed with its layer gone would prove
+nothing. Some layers cannot be switched off alone; denychecks.py says which
+and why, and names the smallest combination that works.
+"""
+import json
+
+import pytest
+
+import denychecks
+from conftest import run, run_check, run_pair, sabotage_env
+
+
+def assert_allowed(r):
+    assert r.data is not None and r.status == "success", r
+    assert r.last_line.startswith("ALLOWED"), r
+
+
+@pytest.mark.parametrize("name", denychecks.SABOTAGEABLE)
+def test_check_flips_without_its_layer(name, deny_params):
+    layer = denychecks.layer(name)
+    r = run_check(name, deny_params, "--test-sabotage", layer, env=sabotage_env())
+    assert_allowed(r)
+
+
+def test_pid_namespace_alone_cannot_be_switched_off():
+    # Documents why the process check uses "pidns,userns": without the pid
+    # namespace the sandbox's pid 1 (made in a new user+pid namespace) finds
+    # no pid 2 and exits, so the set-up fails cleanly as internal_error.
+    r = run("print(1)\n", "--test-sabotage", "pidns", env=sabotage_env())
+    assert r.returncode == 70 and r.status == "internal_error", r
+
+
+def _pair(layer, stop_when):
+    a, b, info = run_pair(("--test-sabotage", layer), env=sabotage_env(), stop_when=stop_when, window=1.5)
+    assert info["ready"], ("sandbox A never bound its socket", a)
+    assert a.status == "success" and b.status == "success", (a, b)
+    return json.loads(a.last_line), json.loads(b.last_line)
+
+
+def test_cross_sandbox_network_without_netns():
+    ra, rb = _pair("netns", ("unix", "tcp"))
+    assert rb["unix"] and rb["tcp"], rb
+    assert ra["conns"]["unix"] >= 1 and ra["conns"]["tcp"] >= 1, ra
+
+
+def test_cross_sandbox_ipc_without_ipcns():
+    ra, rb = _pair("ipcns", ("shm",))
+    assert ra["shm_created"] and rb["shm"], (ra, rb)
+
+
+def test_cross_sandbox_tmp_without_mntns():
+    # Without a mount namespace both sandboxes use the host's /tmp.
+    ra, rb = _pair("mntns", ("file",))
+    assert rb["file"], (ra, rb)
