@@ -197,6 +197,9 @@ int main(int argc, char **argv)
                               "p50_ms", pct(b.lat, b.n, 0.5), "p99_ms", pct(b.lat, b.n, 0.99),
                               "min_ms", b.lat[0], "per_sec", b.n / secs, "mem_p50_mb", pct(b.mem, b.n, 0.5),
                               "mem_max_mb", b.mem[b.n - 1]);
+        json_object_set_new(o, "p90_ms", json_real(pct(b.lat, b.n, 0.9)));
+        json_object_set_new(o, "p95_ms", json_real(pct(b.lat, b.n, 0.95)));
+        json_object_set_new(o, "max_ms", json_real(b.lat[b.n - 1]));
         json_t *st = json_object();
         for (int i = 0; i < _RUN_STATUS_MAX; i++)
                 if (b.statuses[i])

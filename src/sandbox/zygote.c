@@ -133,6 +133,9 @@ static int python_start(const char *preload, char **ret_info)
                 st = PyConfig_SetString(&config, &config.stdio_errors, L"backslashreplace");
         if (!PyStatus_Exception(st))
                 st = PyConfig_SetString(&config, &config.program_name, L"python3");
+        /* sys.executable must exist inside the sandbox (subprocess, multiprocessing). */
+        if (!PyStatus_Exception(st))
+                st = PyConfig_SetString(&config, &config.executable, L"/usr/bin/python3.11");
         if (!PyStatus_Exception(st))
                 st = Py_InitializeFromConfig(&config);
         PyConfig_Clear(&config);

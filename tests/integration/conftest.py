@@ -3,16 +3,23 @@
 Every test drives the real CLI binary (no mocks). The binary is taken from
 $PYRUNNER_BIN, else <repo>/build/src/cli/pyrunner.
 
-Helpers (also exposed as fixtures of the same name):
-  run(code, *args, json=True, env=None, stdin=None, timeout=60) -> Result
+Helpers (import them from conftest; `run` is also a fixture):
+  run(code, *args, json=True, env=None, stdin=None, timeout=60, cpus=None)
+                          one `pyrunner run`, returns a Result (parsed JSON
+                          in .data / r["key"], .returncode, .cli_stderr, .wall)
+  popen(code, *args) / finish(p)   the same, in the background
+  run_check(name, params, *args)   a deny check of denychecks.py
+  run_pair(...)           two concurrent sandboxes probing each other
   sabotage_env()          environment that allows --test-sabotage
-  cli_cgroup_dirs(pid)    where the CLI with that pid keeps its cgroups
-  descendants(pid)        live descendants of a host process
-  track(popen)            follow a CLI's process tree until it exits
+  Tracker(popen)          follows a CLI's process tree until it exits
+  descendants(pid), wait_gone(procs), cli_cgroup_dirs(pid),
+  find_cgroup_leftovers(pid), mounts()   host-side leftover checks
+
+A CLI run gets the caller's environment minus PYRUNNER_* settings, so the
+documented defaults apply whatever the CI sets.
 """
 import json as _json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -105,17 +112,19 @@ def cli_argv(path, *args, json=True):
     return argv
 
 
-def run(code, *args, json=True, env=None, stdin=None, timeout=60):
+def run(code, *args, json=True, env=None, stdin=None, timeout=60, cpus=None):
     """Runs `code` (str/bytes, or None to pass the program on stdin as '-')
     through `pyrunner run [--json] ARGS FILE`. `stdin` is fed to the CLI's
-    own stdin. Returns a Result."""
+    own stdin; `cpus` pins the CLI (and so its sandbox) to those CPUs.
+    Returns a Result."""
     path = "-" if code is None else _write_program(code)
     argv = cli_argv(path, *args, json=json)
     try:
         t0 = time.monotonic()
         p = subprocess.run(argv, input=stdin if stdin is not None else b"",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=base_env(env), timeout=timeout)
+                           env=base_env(env), timeout=timeout,
+                           preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         wall = time.monotonic() - t0
     finally:
         if path != "-":
@@ -124,7 +133,8 @@ def run(code, *args, json=True, env=None, stdin=None, timeout=60):
 
 
 def popen(code, *args, json=True, env=None):
-    """Starts a CLI run in the background; returns (Popen, program path)."""
+    """Starts a CLI run in the background; returns the Popen (with .argv and
+    .program_path); collect it with finish()."""
     path = _write_program(code)
     argv = cli_argv(path, *args, json=json)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -203,36 +213,40 @@ def wait_gone(procs, timeout=3.0):
         time.sleep(0.02)
 
 
+CGROUP2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")   # pure v2 mount
+
+
 def own_cgroup_paths():
-    """controller -> our cgroup path (v1), from /proc/self/cgroup."""
+    """controller -> our cgroup path, from /proc/self/cgroup ("" is v2)."""
     paths = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for c in ctrls.split(","):
-                if c:
-                    paths[c] = path
+            for c in ctrls.split(",") if ctrls else [""]:
+                paths[c] = path
     return paths
 
 
 def cli_cgroup_dirs(cli_pid):
     """Where a CLI started by us creates its cgroup parent (it inherits our
-    cgroups): /sys/fs/cgroup/<ctrl><our path>/pyrunner-<pid>."""
+    cgroups): v1 /sys/fs/cgroup/<ctrl><our path>/pyrunner-<pid>, v2
+    /sys/fs/cgroup<our path>/pyrunner-<pid>."""
     own = own_cgroup_paths()
-    dirs = []
-    for ctrl in ("memory", "pids", "cpu", "cpuacct"):
-        if ctrl in own:
-            dirs.append(os.path.join("/sys/fs/cgroup", ctrl, own[ctrl].lstrip("/"), "pyrunner-%d" % cli_pid))
-    return dirs
+    name = "pyrunner-%d" % cli_pid
+    if CGROUP2:
+        return [os.path.join("/sys/fs/cgroup", own.get("", "/").lstrip("/"), name)]
+    return [os.path.join("/sys/fs/cgroup", ctrl, own[ctrl].lstrip("/"), name)
+            for ctrl in ("memory", "pids", "cpu", "cpuacct") if ctrl in own]
 
 
 def find_cgroup_leftovers(cli_pid):
-    """Every directory named pyrunner-<cli_pid> below the v1 controllers we
-    use (searched, not only at the expected place)."""
+    """Every directory named pyrunner-<cli_pid> below the cgroup controllers
+    (searched, not only at the expected place)."""
     name = "pyrunner-%d" % cli_pid
     found = []
-    for ctrl in ("memory", "pids", "cpu", "cpuacct", "unified"):
-        top = os.path.join("/sys/fs/cgroup", ctrl)
+    tops = [""] if CGROUP2 else ["memory", "pids", "cpu", "cpuacct", "unified"]
+    for ctrl in tops:
+        top = os.path.join("/sys/fs/cgroup", ctrl) if ctrl else "/sys/fs/cgroup"
         if not os.path.isdir(top):
             continue
         for dirpath, dirnames, _ in os.walk(top):

@@ -16,7 +16,6 @@ Snippets may use these names, defined by a preamble (see program()):
   HOST_ABSTRACT  an abstract unix socket bound in the host's network namespace
   CANARY         name of an environment variable set for the CLI
 """
-import errno as _errno
 
 PREAMBLE = '''\
 import ctypes, errno, os, socket, stat, sys

@@ -1,5 +1,4 @@
 """Allow tests: ordinary programs keep working inside the sandbox."""
-import json
 import os
 
 from conftest import run
@@ -86,8 +85,8 @@ print(os.listdir("/tmp"))
 
 
 def test_sleep_works():
-    r = run("import time\nt = time.monotonic()\ntime.sleep(0.2)\nprint(round(time.monotonic() - t, 1))\n")
-    assert ok(r) == "0.2\n"
+    r = run("import time\nt = time.monotonic()\ntime.sleep(0.2)\nprint(time.monotonic() - t)\n")
+    assert 0.2 <= float(ok(r)) < 1.0, r
     assert 0.2 <= r["execution_time"] < 1.5, r
 
 

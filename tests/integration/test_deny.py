@@ -1,10 +1,12 @@
 """Deny tests: one per protection. Each runs a check from denychecks.py
 (shared with test_sabotage.py, which proves the check flips when its layer
 is switched off) and requires DENIED."""
+import json
+
 import pytest
 
 import denychecks
-from conftest import run, run_check, run_pair
+from conftest import run_check, run_pair
 
 
 def assert_denied(r):
@@ -67,7 +69,6 @@ def test_no_cross_sandbox_channel():
     a, b, info = run_pair(window=1.0)
     assert info["ready"], ("sandbox A never bound its socket", a)
     assert a.status == "success" and b.status == "success", (a, b)
-    import json
     ra, rb = json.loads(a.last_line), json.loads(b.last_line)
     assert ra["shm_created"], a
     # B really tried while A was listening.

@@ -1,10 +1,9 @@
 """Limits: hostile or runaway programs end in a well-defined result."""
 import json
-import time
 
 import pytest
 
-from conftest import STATUSES, RESULT_KEYS, Tracker, cli_cgroup_dirs, finish, popen, run, wait_gone
+from conftest import RESULT_KEYS, STATUSES, Tracker, finish, popen, run, wait_gone
 
 
 def test_memory_limit():

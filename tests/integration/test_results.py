@@ -1,5 +1,7 @@
 """Results: what a run reports about the program."""
-import json
+import os
+import subprocess
+import sys
 
 from conftest import RESULT_KEYS, run
 
@@ -37,6 +39,24 @@ def test_output_with_nul_bytes_is_kept():
     assert r.status == "success", r
     assert r["stdout"] == "abc\x00def\n", r
     assert r["stderr"] == "e1\x00e2", r
+
+
+def test_output_kept_when_cpu_is_contended():
+    # The engine, the sandbox and a CPU hog share one CPU, so the engine
+    # often wakes up to find the output and the end of the run together.
+    # The output must still be in the result.
+    cpu = min(os.sched_getaffinity(0))
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                           preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        results = [run("import sys\nprint('out %d')\nprint('err %d', file=sys.stderr)\n" % (i, i),
+                       cpus={cpu}) for i in range(6)]
+    finally:
+        hog.kill()
+        hog.wait()
+    for i, r in enumerate(results):
+        assert r.status == "success", r
+        assert (r["stdout"], r["stderr"]) == ("out %d\n" % i, "err %d\n" % i), r
 
 
 def test_exception_error_info():
