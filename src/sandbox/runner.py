@@ -94,28 +94,28 @@ def _flush():
             pass
 
 
-def prepare_zygote():
-    # Once, in the zygote: the environment every sandbox starts with, so
-    # that children do not rewrite it (each write would copy pages).
-    os.environ.clear()
-    os.environ.update(_ENV)
-    for _ in range(20):
-        _reseed()  # warm the code path here, not in every child
+def _fork_hooks():
+    # What os.fork() runs in every child (os.register_at_fork). All of it
+    # is harmless in the single-threaded zygote.
+    hooks = [sys.modules["threading"]._after_fork] if "threading" in sys.modules else []
+    logging = sys.modules.get("logging")
+    if logging is not None and hasattr(logging, "_after_at_fork_child_reinit_locks"):
+        hooks.append(logging._after_at_fork_child_reinit_locks)
+    random = sys.modules.get("random")
+    if random is not None:
+        hooks.append(random._inst.seed)
+    fm = sys.modules.get("matplotlib.font_manager")
+    if fm is not None:
+        hooks.append(fm._get_font.cache_clear)
+    return hooks
 
 
-def main():
-    n = int.from_bytes(_read_exact(4), "big")
-    req = json.loads(_read_exact(n).decode("utf-8"))
-    _reseed()
-    code = req.get("code", "")
+def _execute(code, env):
+    """Runs code in env as __main__ would; returns (status, exit_code, error)."""
     linecache.cache[_FILENAME] = (len(code), None, code.splitlines(True), _FILENAME)
-    main_mod = type(sys)("__main__")
-    main_mod.__dict__["__builtins__"] = builtins
-    sys.modules["__main__"] = main_mod
-    sys.argv = ["<main>"]
     status, exit_code, error = "success", 0, None
     try:
-        exec(compile(code, _FILENAME, "exec"), main_mod.__dict__)
+        exec(compile(code, _FILENAME, "exec"), env)
     except SystemExit as e:
         c = e.code
         if c is None:
@@ -137,16 +137,57 @@ def main():
         except Exception:
             pass
         status, exit_code = "error", 1
+    return status, exit_code, error
+
+
+def _result(status, exit_code, error):
+    cpu = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        cpu += ru.ru_utime + ru.ru_stime
+    return {"type": "result", "status": status, "exit_code": exit_code, "error": error, "cpu_time": cpu}
+
+
+def prepare_zygote():
+    # Once, in the zygote: the environment every sandbox starts with, so
+    # that children do not rewrite it (each write would copy pages).
+    os.environ.clear()
+    os.environ.update(_ENV)
+    # Python 3.11 writes into a code object until it is quickened (after
+    # 8 calls). Run here, often enough, the code every child runs, so the
+    # children find it quickened and do not copy those pages.
+    stderr = sys.stderr
+    sys.stderr = open(os.devnull, "w")
+    try:
+        for _ in range(20):
+            for hook in _fork_hooks():
+                hook()
+            _reseed()
+            req = json.loads(json.dumps({"type": "run", "code": "x = 1\n"}))
+            for code in (req["code"], "1/0\n", "raise SystemExit(3)\n"):
+                json.dumps(_result(*_execute(code, {"__builtins__": builtins})), ensure_ascii=False,
+                           allow_nan=False)
+    finally:
+        sys.stderr.close()
+        sys.stderr = stderr
+    linecache.cache.pop(_FILENAME, None)
+
+
+def main():
+    n = int.from_bytes(_read_exact(4), "big")
+    req = json.loads(_read_exact(n).decode("utf-8"))
+    _reseed()
+    code = req.get("code", "")
+    main_mod = type(sys)("__main__")
+    main_mod.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main_mod
+    sys.argv = ["<main>"]
+    status, exit_code, error = _execute(code, main_mod.__dict__)
     try:
         import atexit
         atexit._run_exitfuncs()
     except BaseException:
         pass
     _flush()
-    cpu = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        ru = resource.getrusage(who)
-        cpu += ru.ru_utime + ru.ru_stime
-    _send({"type": "result", "status": status, "exit_code": exit_code, "error": error,
-           "cpu_time": cpu})
+    _send(_result(status, exit_code, error))
     return exit_code
