@@ -25,7 +25,9 @@ typedef struct Bench {
         char first_bad[512];
         int statuses[_RUN_STATUS_MAX];
         struct timespec start, end;
-        struct event *ev_idle;
+        struct event *ev_idle, *ev_pace;
+        bool paced;
+        int pool_size;
 } Bench;
 
 typedef struct Slot {
@@ -78,9 +80,13 @@ static void on_done(const RunResult *res, void *userdata)
                 clock_gettime(CLOCK_MONOTONIC, &b->start);
                 for (int k = 0; k < b->concurrency && b->submitted < b->n + b->warmup; k++)
                         submit_one(b);
-        } else if (b->finished > b->warmup || b->finished < b->warmup) {
-                if (b->submitted < b->n + b->warmup)
+        } else if (b->submitted < b->n + b->warmup) {
+                if (b->paced) {
+                        struct timeval tv = { 0, 500 };
+                        event_add(b->ev_pace, &tv);
+                } else {
                         submit_one(b);
+                }
         }
 }
 
@@ -94,6 +100,19 @@ static void submit_one(Bench *b)
         if (r < 0) {
                 fprintf(stderr, "submit: %s\n", strerror(-r));
                 exit(1);
+        }
+}
+
+/* Paced mode: the next run starts once the pool is full again, so each
+ * figure is the latency of one run on an otherwise idle engine. */
+static void on_pace(evutil_socket_t fd, short what, void *arg)
+{
+        Bench *b = arg;
+        EngineStats st;
+        engine_get_stats(b->engine, &st);
+        if (st.idle >= (unsigned)b->pool_size && engine_idle(b->engine)) {
+                event_del(b->ev_pace);
+                submit_one(b);
         }
 }
 
@@ -144,6 +163,7 @@ int main(int argc, char **argv)
                 { "pool", required_argument, NULL, 'P' },
                 { "no-cgroups", no_argument, NULL, 'G' },
                 { "layers-off", required_argument, NULL, 'L' },
+                { "paced", no_argument, NULL, 'Q' },
                 {},
         };
         EngineOptions opts = { .layers = ZYG_LAYER_ALL, .on_ready = on_ready, .userdata = &b };
@@ -170,6 +190,9 @@ int main(int argc, char **argv)
                 case 'G':
                         opts.no_cgroups = true;
                         break;
+                case 'Q':
+                        b.paced = true;
+                        break;
                 case 'L': /* a bit mask of ZYG_LAYER_*, for cost studies */
                         opts.layers &= ~(uint32_t)strtoul(optarg, NULL, 0);
                         break;
@@ -183,6 +206,8 @@ int main(int argc, char **argv)
         b.mem = calloc((size_t)b.n, sizeof(double));
         b.base = event_base_new();
         b.ev_idle = event_new(b.base, -1, EV_PERSIST, on_idle, &b);
+        b.ev_pace = event_new(b.base, -1, EV_PERSIST, on_pace, &b);
+        b.pool_size = (int)cfg.pool_size;
         int r = engine_new(b.base, &cfg, &opts, &b.engine);
         if (r < 0) {
                 fprintf(stderr, "engine: %s\n", strerror(-r));
@@ -211,6 +236,7 @@ int main(int argc, char **argv)
         fputc('\n', stdout);
         json_decref(o);
         event_free(b.ev_idle);
+        event_free(b.ev_pace);
         engine_free(b.engine);
         event_base_free(b.base);
         return 0;
