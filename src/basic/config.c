@@ -9,9 +9,13 @@
 #include "macro.h"
 
 #define INT_ENTRY(n, field, lo, hi, d, u, h) \
-        { n, CONFIG_INT, offsetof(PyrConfig, field), lo, hi, d, NULL, 0, u, h }
+        { n, CONFIG_INT, offsetof(PyrConfig, field), lo, hi, d, NULL, 0, u, h, false }
 #define STR_ENTRY(n, field, d, h) \
-        { n, CONFIG_STR, offsetof(PyrConfig, field), 0, 0, 0, d, sizeof(((PyrConfig *)0)->field), "", h }
+        { n, CONFIG_STR, offsetof(PyrConfig, field), 0, 0, 0, d, sizeof(((PyrConfig *)0)->field), "", h, false }
+#define DINT_ENTRY(n, field, lo, hi, d, u, h) \
+        { n, CONFIG_INT, offsetof(PyrConfig, field), lo, hi, d, NULL, 0, u, h, true }
+#define DSTR_ENTRY(n, field, d, h) \
+        { n, CONFIG_STR, offsetof(PyrConfig, field), 0, 0, 0, d, sizeof(((PyrConfig *)0)->field), "", h, true }
 
 const ConfigEntry config_table[] = {
         INT_ENTRY("timeout-ms", timeout_ms, 100, 300000, 30000, "ms", "default wall timeout of a run"),
@@ -33,6 +37,22 @@ const ConfigEntry config_table[] = {
         INT_ENTRY("zygote-max-forks", zygote_max_forks, 1, 100000000, 5000, "runs", "restart the zygote after this many runs"),
         INT_ENTRY("sandbox-uid", sandbox_uid, 1000, 2147483646, 101000, "uid", "host uid/gid of the sandbox user when run as root"),
         STR_ENTRY("preload", preload, "numpy,pandas,scipy,sympy,matplotlib,sklearn", "modules the zygote imports ('' for none)"),
+        DSTR_ENTRY("listen", listen, "127.0.0.1:8000", "address to serve, HOST:PORT"),
+        DSTR_ENTRY("api-keys", api_keys, "", "accepted API keys, comma-separated (empty: no auth)"),
+        DSTR_ENTRY("api-keys-file", api_keys_file, "", "file with one API key per line"),
+        DSTR_ENTRY("cors-origin", cors_origin, "", "Access-Control-Allow-Origin value (empty: CORS off)"),
+        DINT_ENTRY("insecure-no-auth", insecure_no_auth, 0, 1, 0, "bool", "serve a non-loopback address without API keys"),
+        DINT_ENTRY("max-concurrency", max_concurrency, 0, 1024, 0, "runs", "runs at once (0: twice the cores)"),
+        DINT_ENTRY("max-queue", max_queue, 0, 100000, 64, "runs", "runs waiting beyond that; more get 429"),
+        DINT_ENTRY("rate-limit", rate_limit, 0, 1000000, 100, "req/s", "requests per second per API key or client (0: off)"),
+        DINT_ENTRY("rate-burst", rate_burst, 1, 1000000, 200, "requests", "token bucket size of the rate limit"),
+        DINT_ENTRY("max-body-bytes", max_body_bytes, 1024, 64 << 20, 2 << 20, "bytes", "largest request body"),
+        DINT_ENTRY("max-header-bytes", max_header_bytes, 1024, 1 << 20, 16 << 10, "bytes", "largest request header block"),
+        DINT_ENTRY("idle-timeout-s", idle_timeout_s, 1, 3600, 30, "s", "close connections idle (or stalled) this long"),
+        DINT_ENTRY("max-connections", max_connections, 1, 100000, 1024, "connections", "open client connections"),
+        DINT_ENTRY("drain-timeout-ms", drain_timeout_ms, 0, 600000, 10000, "ms", "on SIGTERM, how long runs in flight may finish"),
+        DINT_ENTRY("debug-log", debug_log, 0, 1, 0, "bool", "log code and output (never in production)"),
+        DINT_ENTRY("self-test", self_test, 0, 1, 1, "bool", "try escapes through the sandbox at start; fail closed"),
 };
 const size_t config_table_size = ELEMENTSOF(config_table);
 
@@ -167,10 +187,50 @@ int config_get_int(const PyrConfig *c, const ConfigEntry *e, int64_t *ret)
         return 0;
 }
 
-void config_print_help(FILE *f)
+int config_from_file(PyrConfig *c, const char *path, unsigned *line)
+{
+        FILE *f = fopen(path, "re");
+        char buf[2048];
+        int r = 0;
+
+        *line = 0;
+        if (!f)
+                return -errno;
+        while (fgets(buf, sizeof(buf), f)) {
+                (*line)++;
+                char *s = buf, *eq, *end;
+                while (isspace((unsigned char)*s))
+                        s++;
+                if (*s == '#' || *s == '\0')
+                        continue;
+                eq = strchr(s, '=');
+                if (!eq) {
+                        r = -EINVAL;
+                        break;
+                }
+                for (end = eq; end > s && isspace((unsigned char)end[-1]); end--)
+                        ;
+                *end = '\0';
+                char *v = eq + 1;
+                while (isspace((unsigned char)*v))
+                        v++;
+                for (end = v + strlen(v); end > v && isspace((unsigned char)end[-1]); end--)
+                        ;
+                *end = '\0';
+                r = config_set(c, s, v);
+                if (r < 0)
+                        break;
+        }
+        fclose(f);
+        return r;
+}
+
+void config_print_help(FILE *f, bool daemon)
 {
         for (size_t i = 0; i < config_table_size; i++) {
                 const ConfigEntry *e = &config_table[i];
+                if (e->daemon_only && !daemon)
+                        continue;
                 if (e->type == CONFIG_INT)
                         fprintf(f, "  --%-18s %s [%s, %" PRId64 "..%" PRId64 ", default %" PRId64 "]\n",
                                 e->name, e->help, e->unit, e->min, e->max, e->def);

@@ -29,6 +29,23 @@ typedef struct PyrConfig {
         int64_t zygote_max_forks;    /* restart the zygote after this many runs */
         int64_t sandbox_uid;         /* host uid/gid the sandbox user maps to */
         char preload[256];           /* comma-separated modules the zygote imports */
+        /* pyrunnerd */
+        char listen[128];            /* HOST:PORT */
+        char api_keys[1024];         /* comma-separated; empty: no auth */
+        char api_keys_file[256];     /* one key per line */
+        char cors_origin[256];       /* Access-Control-Allow-Origin; empty: off */
+        int64_t insecure_no_auth;    /* allow a non-loopback bind without keys */
+        int64_t max_concurrency;     /* runs at once; 0: 2 x cores */
+        int64_t max_queue;           /* waiting runs beyond that */
+        int64_t rate_limit;          /* requests per second per key (or client) */
+        int64_t rate_burst;
+        int64_t max_body_bytes;
+        int64_t max_header_bytes;
+        int64_t idle_timeout_s;
+        int64_t max_connections;
+        int64_t drain_timeout_ms;
+        int64_t debug_log;           /* log code and output too */
+        int64_t self_test;
 } PyrConfig;
 
 typedef enum ConfigType {
@@ -45,6 +62,7 @@ typedef struct ConfigEntry {
         size_t str_size;
         const char *unit;
         const char *help;
+        bool daemon_only;            /* a pyrunnerd setting, not the CLI's */
 } ConfigEntry;
 
 extern const ConfigEntry config_table[];
@@ -57,10 +75,13 @@ const ConfigEntry *config_find(const char *name);
 int config_set(PyrConfig *c, const char *name, const char *value);
 /* Applies every PYRUNNER_<NAME> variable; on error *bad names it. */
 int config_from_env(PyrConfig *c, const char **bad);
+/* Applies "name = value" lines of a file ('#' comments); on error *line
+ * is the failing line number (0: the file could not be read). */
+int config_from_file(PyrConfig *c, const char *path, unsigned *line);
 /* Cross-field checks (defaults within maxima); -EINVAL with *why set. */
 int config_validate(const PyrConfig *c, const char **why);
 int config_get_int(const PyrConfig *c, const ConfigEntry *e, int64_t *ret);
-void config_print_help(FILE *f);
+void config_print_help(FILE *f, bool daemon);
 /* Strict integer parse of the whole string, with bounds. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
 /* Seconds with up to 3 decimals ("2", "0.5") to milliseconds. */

@@ -54,7 +54,7 @@ static void usage(FILE *f)
                 "  -h, --help            this help\n"
                 "Settings (also as PYRUNNER_<NAME> variables; the CLI itself\n"
                 "defaults to pool-size 0 and no preload, a daemon to the table):\n");
-        config_print_help(f);
+        config_print_help(f, false);
         fprintf(f,
                 "\nExit status: the program's own on success or error; 124 timeout,\n"
                 "125 memory_exceeded, 126 output_limit, 128+N killed by signal N,\n"
@@ -155,6 +155,7 @@ static void on_done(const RunResult *res, void *userdata)
                 memcpy(c->result.err, res->err, res->err_len + 1);
         c->result.error = res->error ? json_incref(res->error) : NULL;
         c->result.message = res->message ? strdup(res->message) : NULL;
+        c->result.result_repr = NULL;
         struct timeval tv = { 0, 1000 };
         event_add(c->ev_idle, &tv);
 }
@@ -291,7 +292,7 @@ int main(int argc, char **argv)
         };
         size_t nopt = 8;
         for (size_t i = 0; i < config_table_size && nopt < ELEMENTSOF(longopts) - 1; i++)
-                if (strcmp(config_table[i].name, "preload") != 0) /* --preload above */
+                if (strcmp(config_table[i].name, "preload") != 0 && !config_table[i].daemon_only)
                         longopts[nopt++] = (struct option){ config_table[i].name, required_argument, NULL, OPT_SET };
 
         int64_t timeout_ms = 0, memory_mb = 0;

@@ -83,6 +83,7 @@ struct Run {
         double runner_cpu;
         json_t *error_info;
         char *message;
+        char *result_repr;
         TAILQ_ENTRY(Run) link;       /* e->runs */
         TAILQ_ENTRY(Run) qlink;      /* e->queued or e->idle */
         bool in_queue;
@@ -422,6 +423,7 @@ static void run_free(Run *r)
         free(r->out);
         free(r->err);
         free(r->message);
+        free(r->result_repr);
         json_decref(r->error_info);
         free(r);
 }
@@ -545,6 +547,7 @@ static void run_deliver(Run *r)
         res.err_truncated = r->err_trunc;
         res.error = r->error_info ? json_incref(r->error_info) : NULL;
         res.message = r->message ? strdup(r->message) : NULL;
+        res.result_repr = r->result_repr ? strdup(r->result_repr) : NULL;
         res.timeout_ms = r->timeout_ms;
         res.memory_mb = r->memory_mb;
         e->stats.runs_finished++;
@@ -782,6 +785,9 @@ static void run_handle_frame(Run *r, const char *data, size_t len)
                 }
                 if (json_is_number(cpu))
                         r->runner_cpu = json_number_value(cpu);
+                json_t *rr = json_object_get(m, "result_repr");
+                if (json_is_string(rr) && json_string_length(rr) <= 65536 * 4)
+                        r->result_repr = strndup(json_string_value(rr), json_string_length(rr));
                 run_try_finish(r);
         } else {
                 r->oc.protocol_error = true;

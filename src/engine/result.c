@@ -78,6 +78,7 @@ void run_result_clear(RunResult *r)
         free(r->err);
         json_decref(r->error);
         free(r->message);
+        free(r->result_repr);
         memset(r, 0, sizeof(*r));
 }
 

@@ -46,6 +46,7 @@ typedef struct RunResult {
         double memory_used;          /* peak MiB */
         json_t *error;               /* owned structured error or NULL */
         char *message;               /* owned; why, for internal errors */
+        char *result_repr;           /* owned; repr() of a global `result`, or NULL */
         int64_t timeout_ms, memory_mb; /* the limits the run had */
 } RunResult;
 

@@ -140,12 +140,23 @@ def _execute(code, env):
     return status, exit_code, error
 
 
-def _result(status, exit_code, error):
+_MISSING = object()
+
+
+def _result(status, exit_code, error, env):
     cpu = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         ru = resource.getrusage(who)
         cpu += ru.ru_utime + ru.ru_stime
-    return {"type": "result", "status": status, "exit_code": exit_code, "error": error, "cpu_time": cpu}
+    msg = {"type": "result", "status": status, "exit_code": exit_code, "error": error, "cpu_time": cpu}
+    # The executor API reports a global named `result` (seed 004).
+    value = env.get("result", _MISSING)
+    if value is not _MISSING:
+        try:
+            msg["result_repr"] = repr(value)[:65536]
+        except Exception:
+            pass
+    return msg
 
 
 def prepare_zygote():
@@ -163,10 +174,10 @@ def prepare_zygote():
             for hook in _fork_hooks():
                 hook()
             _reseed()
-            req = json.loads(json.dumps({"type": "run", "code": "x = 1\n"}))
+            req = json.loads(json.dumps({"type": "run", "code": "result = 1\n"}))
             for code in (req["code"], "1/0\n", "raise SystemExit(3)\n"):
-                json.dumps(_result(*_execute(code, {"__builtins__": builtins})), ensure_ascii=False,
-                           allow_nan=False)
+                env = {"__builtins__": builtins}
+                json.dumps(_result(*_execute(code, env), env), ensure_ascii=False, allow_nan=False)
     finally:
         sys.stderr.close()
         sys.stderr = stderr
@@ -189,5 +200,5 @@ def main():
     except BaseException:
         pass
     _flush()
-    _send(_result(status, exit_code, error))
+    _send(_result(status, exit_code, error, main_mod.__dict__))
     return exit_code

@@ -564,7 +564,7 @@ static void test_print_help_lists_everything(void **state)
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
         assert_non_null(f);
-        config_print_help(f);
+        config_print_help(f, true);
         assert_int_equal(fclose(f), 0);
         assert_non_null(buf);
 
@@ -573,6 +573,18 @@ static void test_print_help_lists_everything(void **state)
                 snprintf(flag, sizeof(flag), "--%s ", config_table[i].name);
                 if (!strstr(buf, flag))
                         fail_msg("help does not mention %s", flag);
+        }
+        free(buf);
+
+        /* The CLI's help leaves out the daemon's settings. */
+        f = open_memstream(&buf, &len);
+        assert_non_null(f);
+        config_print_help(f, false);
+        assert_int_equal(fclose(f), 0);
+        for (size_t i = 0; i < config_table_size; i++) {
+                char flag[96];
+                snprintf(flag, sizeof(flag), "--%s ", config_table[i].name);
+                assert_true((strstr(buf, flag) != NULL) == !config_table[i].daemon_only);
         }
         free(buf);
 }
