@@ -47,8 +47,12 @@ static void render_histogram(struct evbuffer *out, const char *name, const char 
         }
         evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
                             (unsigned long long)h->count);
-        evbuffer_add_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
-                            (unsigned long long)h->count);
+        if (*labels)
+                evbuffer_add_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name,
+                                    labels, (unsigned long long)h->count);
+        else
+                evbuffer_add_printf(out, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+                                    (unsigned long long)h->count);
 }
 
 void metrics_render(const Metrics *m, struct evbuffer *out, unsigned queue_depth, unsigned active,

@@ -133,6 +133,26 @@ static void req_free(Req *r)
         free(r);
 }
 
+static const char *reason_phrase(int code)
+{
+        switch (code) {
+        case 200: return "OK";
+        case 204: return "No Content";
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 413: return "Payload Too Large";
+        case 415: return "Unsupported Media Type";
+        case 422: return "Unprocessable Content";
+        case 429: return "Too Many Requests";
+        case 499: return "Client Closed Request";
+        case 500: return "Internal Server Error";
+        case 503: return "Service Unavailable";
+        default: return NULL;
+        }
+}
+
 static void maybe_stop(void)
 {
         if (D.draining && D.active == 0 && D.queued == 0 && D.sending == 0)
@@ -160,7 +180,7 @@ static void reply(Req *r, int code, const char *content_type, struct evbuffer *b
         evhttp_add_header(h, "Content-Type", content_type ? content_type : "application/json");
         D.sending++;
         evhttp_request_set_on_complete_cb(r->req, on_sent, NULL);
-        evhttp_send_reply(r->req, code, NULL, body);
+        evhttp_send_reply(r->req, code, reason_phrase(code), body);
         if (body)
                 evbuffer_free(body);
 
@@ -325,7 +345,8 @@ static json_t *invoke_body(Req *r, const RunResult *res)
         int n;
         switch (res->status) {
         case RUN_TIMEOUT:
-                n = asprintf(&msg, "Execution timed out after %lld seconds", (long long)(r->timeout_ms / 1000));
+                n = asprintf(&msg, "Execution timed out after %lld second%s", (long long)(r->timeout_ms / 1000),
+                             r->timeout_ms == 1000 ? "" : "s");
                 break;
         case RUN_MEMORY_EXCEEDED:
                 n = asprintf(&msg, "Memory limit exceeded: %lldMB", (long long)r->memory_mb);
@@ -468,7 +489,8 @@ static void handle_run(Req *r, bool invoke)
                 return reply_error(r, 415, "Content-Type must be application/json");
         if (len > (size_t)D.cfg.max_body_bytes)
                 return reply_error(r, 413, "request body too large");
-        json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+                                  JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!body) {
                 char msg[300];
                 snprintf(msg, sizeof(msg), "malformed JSON: %s", jerr.text);
@@ -509,8 +531,9 @@ static void handle_run(Req *r, bool invoke)
                 json_decref(body);
                 return reply_422(r, "code", "value_error", "code must not contain NUL characters");
         }
-        int64_t t_def = invoke ? D.exec_timeout_default_s : D.cfg.timeout_ms / 1000;
-        int64_t t_max = invoke ? D.exec_timeout_max_s : D.cfg.max_timeout_ms / 1000;
+        /* The API speaks whole seconds; settings below one second round up. */
+        int64_t t_def = invoke ? D.exec_timeout_default_s : MAX(1, D.cfg.timeout_ms / 1000);
+        int64_t t_max = invoke ? D.exec_timeout_max_s : MAX(1, D.cfg.max_timeout_ms / 1000);
         int64_t m_def = invoke ? D.exec_memory_default : D.cfg.memory_mb;
         int64_t m_max = invoke ? D.exec_memory_max : D.cfg.max_memory_mb;
         int64_t timeout = t_def, memory = m_def;
@@ -544,10 +567,10 @@ static void handle_run(Req *r, bool invoke)
 
         if (D.draining)
                 return reply_retry(r, 503, "the service is shutting down", 5);
+        if (D.self_test_done && !D.self_test_passed)
+                return reply_retry(r, 503, D.reason, 60);
         if (!D.engine_ready || !D.self_test_done)
                 return reply_retry(r, 503, "the service is starting", 2);
-        if (!D.self_test_passed)
-                return reply_retry(r, 503, D.reason, 60);
 
         /* Watch for the client leaving while we work (evhttp does not). */
         struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
@@ -572,9 +595,9 @@ static json_t *health_body(void)
         const char *info = D.engine ? engine_info(D.engine) : NULL;
         json_t *zi = info ? json_loads(info, 0, &jerr) : NULL;
         const char *status = D.draining ? "draining"
+                             : D.self_test_done && !D.self_test_passed ? "degraded"
                              : !D.engine_ready || !D.self_test_done ? "starting"
-                             : !D.self_test_passed ? "degraded"
-                                                   : "healthy";
+                                                                    : "healthy";
         json_t *caps = json_object();
         json_object_set_new(caps, "max_timeout", json_integer(D.cfg.max_timeout_ms / 1000));
         json_object_set_new(caps, "max_memory_mb", json_integer(D.cfg.max_memory_mb));
@@ -702,8 +725,15 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
 
         switch (def->route) {
-        case ROUTE_HEALTH:
-                return reply_json(r, 200, health_body(), NULL);
+        case ROUTE_HEALTH: {
+                /* 503 unless healthy, so that a probe looking only at the
+                 * code keeps traffic away; the body says why. */
+                json_t *h = health_body();
+                bool ok = strcmp(json_string_value(json_object_get(h, "status")), "healthy") == 0;
+                if (!ok)
+                        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "2");
+                return reply_json(r, ok ? 200 : 503, h, NULL);
+        }
         case ROUTE_RUN:
                 return handle_run(r, false);
         case ROUTE_INVOKE:

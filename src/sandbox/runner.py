@@ -164,6 +164,13 @@ def prepare_zygote():
     # that children do not rewrite it (each write would copy pages).
     os.environ.clear()
     os.environ.update(_ENV)
+    # Line-buffered output: what was printed before a timeout or a kill is
+    # in the pipe, not lost in a buffer (one write per line, not per print).
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
     # Python 3.11 writes into a code object until it is quickened (after
     # 8 calls). Run here, often enough, the code every child runs, so the
     # children find it quickened and do not copy those pages.
