@@ -47,6 +47,8 @@ check: build unit integration
 
 bench: build
 	@$(PY) bench/bench.py --build $(BUILD)
+	@echo
+	@$(PY) bench/http_bench.py
 
 install: build
 	meson install -C $(BUILD)

@@ -45,6 +45,7 @@ typedef struct Daemon {
         Engine *engine;
         struct evhttp *http;
         struct evconnlistener *listener;
+        struct evhttp_bound_socket *bound;
         Metrics metrics;
         RateLimiter rl;
         char keys[MAX_KEYS][KEY_MAX_LEN];
@@ -300,7 +301,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
                         D.n_conns--;
                         break;
                 }
-        if (D.listener_off && !D.draining && D.n_conns < (size_t)D.cfg.max_connections) {
+        if (D.listener && D.listener_off && !D.draining && D.n_conns < (size_t)D.cfg.max_connections) {
                 evconnlistener_enable(D.listener);
                 D.listener_off = false;
         }
@@ -318,7 +319,7 @@ static void track_connection(struct evhttp_request *req)
         D.conns[i] = evcon;
         D.n_conns++;
         evhttp_connection_set_closecb(evcon, on_conn_close, NULL);
-        if (D.n_conns >= (size_t)D.cfg.max_connections && !D.listener_off) {
+        if (D.n_conns >= (size_t)D.cfg.max_connections && !D.listener_off && D.listener) {
                 evconnlistener_disable(D.listener);
                 D.listener_off = true;
         }
@@ -328,11 +329,12 @@ static void track_connection(struct evhttp_request *req)
 
 static void start_next(void);
 
-static json_t *result_log(const RunResult *res)
+static json_t *result_log(const Req *r, const RunResult *res)
 {
         json_t *o = json_pack("{s:s, s:f}", "run_status", run_status_name(res->status), "execution_time",
                               res->execution_time);
         if (D.cfg.debug_log) {
+                json_object_set_new(o, "code", json_stringn(r->code, r->code_len));
                 json_object_set_new(o, "stdout", json_stringn(res->out, res->out_len));
                 json_object_set_new(o, "stderr", json_stringn(res->err, res->err_len));
         }
@@ -395,7 +397,7 @@ static void on_run_done(const RunResult *res, void *userdata)
         D.metrics.executions[res->status]++;
         metrics_observe(&D.metrics.execution_seconds, res->execution_time);
         json_t *body = r->route == ROUTE_INVOKE ? invoke_body(r, res) : run_result_to_json(res);
-        reply_json(r, 200, body, result_log(res));
+        reply_json(r, 200, body, result_log(r, res));
         start_next();
 }
 
@@ -706,7 +708,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
 
         const char *key = NULL;
-        char label[64];
+        char label[KEY_MAX_LEN + 8];
         if (def->needs_auth && D.n_keys > 0) {
                 key = check_key(req);
                 if (!key) {
@@ -716,7 +718,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
         if (def->needs_auth) {
                 if (key)
-                        snprintf(label, sizeof(label), "key:%.40s", key);
+                        snprintf(label, sizeof(label), "key:%s", key);
                 else
                         client_label(req, label, sizeof(label));
                 double retry = 1;
@@ -854,8 +856,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         }
         D.draining = true;
         log_msg("info", "signal %d: draining %u runs", (int)sig, D.active + D.queued);
-        if (!D.listener_off)
-                evconnlistener_disable(D.listener);
+        /* Close the listening socket: new clients are refused at once
+         * rather than left waiting in the kernel's backlog. */
+        evhttp_del_accept_socket(D.http, D.bound);
+        D.bound = NULL;
+        D.listener = NULL;
         D.listener_off = true;
         struct timeval tv = { D.cfg.drain_timeout_ms / 1000, (D.cfg.drain_timeout_ms % 1000) * 1000 };
         D.ev_drain = evtimer_new(D.base, on_drain_timeout, NULL);
@@ -1033,7 +1038,8 @@ int main(int argc, char **argv)
                                              (struct sockaddr *)&ss, sslen);
         if (!D.listener)
                 fail_config("cannot listen on %s: %s", D.cfg.listen, strerror(errno));
-        if (!evhttp_bind_listener(D.http, D.listener))
+        D.bound = evhttp_bind_listener(D.http, D.listener);
+        if (!D.bound)
                 fail_config("cannot serve on %s", D.cfg.listen);
 
         D.ev_term = evsignal_new(D.base, SIGTERM, on_signal, NULL);
