@@ -48,7 +48,7 @@ check: build unit integration
 bench: build
 	@$(PY) bench/bench.py --build $(BUILD)
 	@echo
-	@$(PY) bench/http_bench.py
+	@$(PY) bench/http_bench.py --build $(BUILD)
 
 install: build
 	meson install -C $(BUILD)
