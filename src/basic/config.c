@@ -33,7 +33,7 @@ const ConfigEntry config_table[] = {
         INT_ENTRY("nofile", nofile, 16, 65536, 256, "fds", "open files per process (RLIMIT_NOFILE)"),
         INT_ENTRY("stack-mb", stack_mb, 1, 1024, 8, "MiB", "stack size (RLIMIT_STACK)"),
         INT_ENTRY("cpu-percent", cpu_percent, 0, 6400, 0, "%", "CPU quota of a run, 100 = one core, 0 = none"),
-        INT_ENTRY("pool-size", pool_size, 0, 64, 2, "sandboxes", "pre-forked idle sandboxes"),
+        INT_ENTRY("pool-size", pool_size, 0, 64, 4, "sandboxes", "pre-forked idle sandboxes"),
         INT_ENTRY("zygote-max-forks", zygote_max_forks, 1, 100000000, 5000, "runs", "restart the zygote after this many runs"),
         INT_ENTRY("sandbox-uid", sandbox_uid, 1000, 2147483646, 101000, "uid", "host uid/gid of the sandbox user when run as root"),
         STR_ENTRY("preload", preload, "numpy,pandas,scipy,sympy,matplotlib,sklearn", "modules the zygote imports ('' for none)"),

@@ -138,7 +138,7 @@ static void test_defaults_equal_table(void **state)
         assert_int_equal(c.max_result_bytes, 16 << 20);
         assert_int_equal(c.pids_max, 64);
         assert_int_equal(c.cpu_percent, 0); /* no CPU quota unless asked for */
-        assert_int_equal(c.pool_size, 2);
+        assert_int_equal(c.pool_size, 4);
         assert_int_equal(c.sandbox_uid, 101000);
         assert_string_equal(c.preload, "numpy,pandas,scipy,sympy,matplotlib,sklearn");
 
