@@ -169,35 +169,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(c->base);
 }
 
-static json_t *layers_json(Engine *e)
-{
-        uint32_t l = engine_layers(e);
-        const CgroupRoot *cg = engine_cgroup(e);
-        json_t *o = json_object();
-        json_t *ns = json_array();
-        static const struct { uint32_t bit; const char *name; } names[] = {
-                { ZYG_LAYER_USERNS, "user" }, { ZYG_LAYER_PIDNS, "pid" }, { ZYG_LAYER_MNTNS, "mount" },
-                { ZYG_LAYER_IPCNS, "ipc" }, { ZYG_LAYER_UTSNS, "uts" }, { ZYG_LAYER_NETNS, "network" },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (l & names[i].bit)
-                        json_array_append_new(ns, json_string(names[i].name));
-        json_object_set_new(o, "namespaces", ns);
-        json_object_set_new(o, "seccomp", json_boolean(l & ZYG_LAYER_SECCOMP));
-        json_object_set_new(o, "capabilities_dropped", json_boolean(l & ZYG_LAYER_CAPS));
-        json_object_set_new(o, "rlimits", json_boolean(l & ZYG_LAYER_RLIMITS));
-        json_object_set_new(o, "cgroup", json_string(cg_mode_name(cg->mode)));
-        if (cg->mode == CGROUP_MODE_NONE) {
-                json_object_set_new(o, "cgroup_reason", json_string(cg->why));
-                json_object_set_new(o, "memory_limit", json_string("memory watch (polls resident size every 10 ms)"));
-        } else {
-                json_object_set_new(o, "memory_limit", json_string("cgroup"));
-        }
-        json_object_set_new(o, "uid", json_integer(ZYG_SANDBOX_UID));
-        json_object_set_new(o, "privileged", json_boolean(geteuid() == 0));
-        return o;
-}
-
 static void on_ready(Engine *e, int error, const char *message, void *userdata)
 {
         Cli *c = userdata;
@@ -213,7 +184,7 @@ static void on_ready(Engine *e, int error, const char *message, void *userdata)
                 if (!info)
                         info = json_object();
                 json_object_set_new(info, "version", json_string(PYRUNNER_VERSION));
-                json_object_set_new(info, "layers", layers_json(e));
+                json_object_set_new(info, "layers", engine_layers_json(e));
                 json_dumpf(info, stdout, JSON_INDENT(2));
                 fputc('\n', stdout);
                 json_decref(info);

@@ -611,23 +611,7 @@ static json_t *health_body(void)
         json_t *libs = json_object_get(zi, "libraries");
         json_object_set_new(caps, "libraries", libs ? json_incref(libs) : json_object());
 
-        uint32_t l = D.engine ? engine_layers(D.engine) : 0;
-        const CgroupRoot *cg = D.engine ? engine_cgroup(D.engine) : NULL;
-        json_t *ns = json_array();
-        static const struct { uint32_t bit; const char *name; } names[] = {
-                { ZYG_LAYER_USERNS, "user" }, { ZYG_LAYER_PIDNS, "pid" }, { ZYG_LAYER_MNTNS, "mount" },
-                { ZYG_LAYER_IPCNS, "ipc" }, { ZYG_LAYER_UTSNS, "uts" }, { ZYG_LAYER_NETNS, "network" },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (l & names[i].bit)
-                        json_array_append_new(ns, json_string(names[i].name));
-        bool has_cg = cg && cg->mode != CGROUP_MODE_NONE;
-        json_t *layers = json_pack("{s:o, s:b, s:b, s:b, s:s, s:s, s:i, s:b}", "namespaces", ns, "seccomp",
-                                   !!(l & ZYG_LAYER_SECCOMP), "capabilities_dropped", !!(l & ZYG_LAYER_CAPS),
-                                   "rlimits", !!(l & ZYG_LAYER_RLIMITS), "cgroup",
-                                   cg_mode_name(cg ? cg->mode : CGROUP_MODE_NONE), "memory_limit",
-                                   has_cg ? "cgroup" : "memory watch", "uid", ZYG_SANDBOX_UID, "privileged",
-                                   geteuid() == 0);
+        json_t *layers = D.engine ? engine_layers_json(D.engine) : json_object();
         json_object_set_new(caps, "layers", layers);
         json_object_set_new(caps, "self_test",
                             json_pack("{s:b, s:O}", "passed", D.self_test_passed, "failures",

@@ -1233,3 +1233,29 @@ bool engine_idle(const Engine *e)
                         return false;
         return true;
 }
+
+json_t *engine_layers_json(const Engine *e)
+{
+        static const struct { uint32_t bit; const char *name; } names[] = {
+                { ZYG_LAYER_USERNS, "user" }, { ZYG_LAYER_PIDNS, "pid" }, { ZYG_LAYER_MNTNS, "mount" },
+                { ZYG_LAYER_IPCNS, "ipc" }, { ZYG_LAYER_UTSNS, "uts" }, { ZYG_LAYER_NETNS, "network" },
+        };
+        uint32_t l = e->opts.layers;
+        const CgroupRoot *cg = &e->cgroot;
+        json_t *ns = json_array();
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (l & names[i].bit)
+                        json_array_append_new(ns, json_string(names[i].name));
+        json_t *o = json_pack("{s:o, s:b, s:b, s:b, s:s}", "namespaces", ns, "seccomp", !!(l & ZYG_LAYER_SECCOMP),
+                              "capabilities_dropped", !!(l & ZYG_LAYER_CAPS), "rlimits", !!(l & ZYG_LAYER_RLIMITS),
+                              "cgroup", cg_mode_name(cg->mode));
+        if (cg->mode == CGROUP_MODE_NONE) {
+                json_object_set_new(o, "cgroup_reason", json_string(cg->why));
+                json_object_set_new(o, "memory_limit", json_string("memory watch"));
+        } else {
+                json_object_set_new(o, "memory_limit", json_string("cgroup"));
+        }
+        json_object_set_new(o, "uid", json_integer(ZYG_SANDBOX_UID));
+        json_object_set_new(o, "privileged", json_boolean(geteuid() == 0));
+        return o;
+}

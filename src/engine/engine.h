@@ -6,6 +6,7 @@
  * results and errors come back through callbacks and return values. */
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -57,6 +58,8 @@ void engine_cancel(Engine *e, uint64_t ticket);
 const char *engine_info(const Engine *e);
 const CgroupRoot *engine_cgroup(const Engine *e);
 uint32_t engine_layers(const Engine *e);
+/* The active isolation layers, as GET / and `pyrunner info` report them. */
+json_t *engine_layers_json(const Engine *e);
 void engine_get_stats(const Engine *e, EngineStats *ret);
 /* True once nothing is running and every sandbox is cleaned up. */
 bool engine_idle(const Engine *e);
