@@ -5,7 +5,7 @@ PY := /usr/bin/python3.11
 DEBS := meson ninja-build pkg-config gcc libc6-dev libevent-dev libjansson-dev \
 	libseccomp-dev libcap-dev libpython3.11-dev python3.11 libcmocka-dev python3-pytest \
 	python3-numpy python3-pandas python3-scipy python3-sympy python3-matplotlib \
-	python3-sklearn libopenblas0 curl
+	python3-sklearn libopenblas0 curl python3-pip python3-setuptools python3-wheel
 LIBEVENT_MIN := 2.1.12-stable-8+deb12u1
 
 .PHONY: all deps build run check unit integration bench install clean fuzz
@@ -52,6 +52,7 @@ bench: build
 
 install: build
 	meson install -C $(BUILD)
+	$(PY) -m pip install --quiet --no-build-isolation --no-index --break-system-packages ./clients/python
 
 fuzz: deps
 	CC=clang-14 meson setup build-fuzz -Dfuzz=true -Dtests=false >/dev/null 2>&1 || true

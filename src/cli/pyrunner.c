@@ -156,6 +156,7 @@ static void on_done(const RunResult *res, void *userdata)
         c->result.error = res->error ? json_incref(res->error) : NULL;
         c->result.message = res->message ? strdup(res->message) : NULL;
         c->result.result_repr = NULL;
+        c->result.result = res->result ? json_incref(res->result) : NULL;
         struct timeval tv = { 0, 1000 };
         event_add(c->ev_idle, &tv);
 }

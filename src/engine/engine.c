@@ -84,6 +84,7 @@ struct Run {
         json_t *error_info;
         char *message;
         char *result_repr;
+        json_t *result;
         TAILQ_ENTRY(Run) link;       /* e->runs */
         TAILQ_ENTRY(Run) qlink;      /* e->queued or e->idle */
         bool in_queue;
@@ -424,6 +425,7 @@ static void run_free(Run *r)
         free(r->err);
         free(r->message);
         free(r->result_repr);
+        json_decref(r->result);
         json_decref(r->error_info);
         free(r);
 }
@@ -548,6 +550,7 @@ static void run_deliver(Run *r)
         res.error = r->error_info ? json_incref(r->error_info) : NULL;
         res.message = r->message ? strdup(r->message) : NULL;
         res.result_repr = r->result_repr ? strdup(r->result_repr) : NULL;
+        res.result = r->result ? json_incref(r->result) : NULL;
         res.timeout_ms = r->timeout_ms;
         res.memory_mb = r->memory_mb;
         e->stats.runs_finished++;
@@ -785,6 +788,11 @@ static void run_handle_frame(Run *r, const char *data, size_t len)
                 }
                 if (json_is_number(cpu))
                         r->runner_cpu = json_number_value(cpu);
+                /* The typed value: untrusted JSON, passed on as it is (clients
+                 * decode it strictly); its size is bounded by the frame cap. */
+                json_t *value = json_object_get(m, "result");
+                if (value && !json_is_null(value))
+                        r->result = json_incref(value);
                 json_t *rr = json_object_get(m, "result_repr");
                 if (json_is_string(rr) && json_string_length(rr) <= 65536 * 4)
                         r->result_repr = strndup(json_string_value(rr), json_string_length(rr));

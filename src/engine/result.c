@@ -79,6 +79,7 @@ void run_result_clear(RunResult *r)
         json_decref(r->error);
         free(r->message);
         free(r->result_repr);
+        json_decref(r->result);
         memset(r, 0, sizeof(*r));
 }
 
@@ -217,5 +218,6 @@ json_t *run_result_to_json(const RunResult *r)
         json_object_set_new(o, "error", summary ? json_string(summary) : json_null());
         free(summary);
         json_object_set_new(o, "error_info", r->error ? json_incref(r->error) : json_null());
+        json_object_set_new(o, "result", r->result ? json_incref(r->result) : json_null());
         return o;
 }

@@ -47,6 +47,7 @@ typedef struct RunResult {
         json_t *error;               /* owned structured error or NULL */
         char *message;               /* owned; why, for internal errors */
         char *result_repr;           /* owned; repr() of a global `result`, or NULL */
+        json_t *result;              /* owned; the typed value (docs/values.md), or NULL */
         int64_t timeout_ms, memory_mb; /* the limits the run had */
 } RunResult;
 

@@ -2,6 +2,7 @@
 # after seccomp. It reads one "run" frame on fd 3, runs the code as
 # __main__, and answers one "result" frame. Nothing here is trusted by the
 # engine: user code can replace any of it, and only harms its own result.
+import ast
 import builtins
 import json
 import linecache
@@ -12,6 +13,8 @@ import traceback
 
 _CTL = 3
 _FILENAME = "<main>"
+_RESULT = "__pyrunner_result__"
+_FUNC = "__pyrunner_main__"
 _ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp",
@@ -110,12 +113,45 @@ def _fork_hooks():
     return hooks
 
 
+def _has_return(stmts):
+    # A top-level return, possibly inside if/for/while/try/with blocks.
+    for s in stmts:
+        if isinstance(s, ast.Return):
+            return True
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            sub = getattr(s, field, None)
+            if isinstance(sub, list) and _has_return(sub):
+                return True
+    return False
+
+
+def _compile(code):
+    """Code ending in a top-level `return` runs as a function body (its value
+    is the result); else a final expression statement gives the result."""
+    tree = ast.parse(code, _FILENAME)
+    store = ast.Name(id=_RESULT, ctx=ast.Store())
+    if _has_return(tree.body):
+        args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
+                             kwarg=None, defaults=[])
+        fn = ast.FunctionDef(name=_FUNC, args=args, body=tree.body, decorator_list=[], returns=None,
+                             type_comment=None, lineno=1, col_offset=0)
+        call = ast.Call(func=ast.Name(id=_FUNC, ctx=ast.Load()), args=[], keywords=[])
+        tree.body = [fn, ast.Assign(targets=[store], value=call, lineno=1, col_offset=0)]
+    elif tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body[-1]
+        tree.body[-1] = ast.copy_location(ast.Assign(targets=[store], value=last.value), last)
+    ast.fix_missing_locations(tree)
+    return compile(tree, _FILENAME, "exec")
+
+
 def _execute(code, env):
     """Runs code in env as __main__ would; returns (status, exit_code, error)."""
     linecache.cache[_FILENAME] = (len(code), None, code.splitlines(True), _FILENAME)
     status, exit_code, error = "success", 0, None
     try:
-        exec(compile(code, _FILENAME, "exec"), env)
+        exec(_compile(code), env)
     except SystemExit as e:
         c = e.code
         if c is None:
@@ -143,12 +179,26 @@ def _execute(code, env):
 _MISSING = object()
 
 
+def _values():
+    # The typed encoder (clients/python/pyrunner/values.py), embedded by the zygote.
+    return sys.modules["_pyrunner_values"]
+
+
 def _result(status, exit_code, error, env):
     cpu = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         ru = resource.getrusage(who)
         cpu += ru.ru_utime + ru.ru_stime
     msg = {"type": "result", "status": status, "exit_code": exit_code, "error": error, "cpu_time": cpu}
+    # The value of a top-level return or final expression, typed (docs/values.md).
+    value = env.pop(_RESULT, None)
+    if value is not None and status == "success":
+        try:
+            msg["result"] = _values().encode(value)
+        except Exception as e:
+            msg["status"], msg["exit_code"] = "error", 1
+            msg["error"] = {"type": "ResultError", "module": "pyrunner", "message": str(e)[:1000],
+                            "line": None, "traceback": None}
     # The executor API reports a global named `result` (seed 004).
     value = env.get("result", _MISSING)
     if value is not _MISSING:
@@ -182,7 +232,8 @@ def prepare_zygote():
                 hook()
             _reseed()
             req = json.loads(json.dumps({"type": "run", "code": "result = 1\n"}))
-            for code in (req["code"], "1/0\n", "raise SystemExit(3)\n"):
+            for code in (req["code"], "1/0\n", "raise SystemExit(3)\n", "return [1, 'a', 2.5]\n",
+                         "{'k': (1, 2)}\n"):
                 env = {"__builtins__": builtins}
                 json.dumps(_result(*_execute(code, env), env), ensure_ascii=False, allow_nan=False)
     finally:

@@ -28,6 +28,7 @@
 #include "fd-util.h"
 #include "macro.h"
 #include "runner_py.h"
+#include "values_py.h"
 #include "sandbox.h"
 #include "seccomp-policy.h"
 #include "zygote-proto.h"
@@ -141,6 +142,22 @@ static int python_start(const char *preload, char **ret_info)
         PyConfig_Clear(&config);
         if (PyStatus_Exception(st))
                 return -EIO;
+
+        /* The typed value encoder shared with the Python client. */
+        PyObject *vmod = PyModule_New("_pyrunner_values");
+        if (!vmod)
+                return -ENOMEM;
+        PyObject *vd = PyModule_GetDict(vmod);
+        PyDict_SetItemString(vd, "__builtins__", PyEval_GetBuiltins());
+        PyObject *vcode = Py_CompileString(values_py_source, "<pyrunner-values>", Py_file_input);
+        PyObject *vres = vcode ? PyEval_EvalCode(vcode, vd, vd) : NULL;
+        Py_XDECREF(vcode);
+        if (!vres) {
+                PyErr_Print();
+                return -EINVAL;
+        }
+        Py_DECREF(vres);
+        PyDict_SetItemString(PyImport_GetModuleDict(), "_pyrunner_values", vmod);
 
         PyObject *mod = PyModule_New("_pyrunner");
         if (!mod)

@@ -36,7 +36,7 @@ BIN = os.environ.get("PYRUNNER_BIN") or os.path.join(REPO, "build", "src", "cli"
 STATUSES = {"success", "error", "timeout", "memory_exceeded", "output_limit", "killed", "internal_error"}
 RESULT_KEYS = {
     "status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal",
-    "execution_time", "cpu_time", "memory_used", "error", "error_info",
+    "execution_time", "cpu_time", "memory_used", "error", "error_info", "result",
 }
 
 

@@ -21,7 +21,7 @@ METRIC_NAMES = [
     "pyrunner_zygote_restarts_total",
 ]
 RUN_KEYS = {"status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal",
-            "execution_time", "cpu_time", "memory_used", "error", "error_info"}
+            "execution_time", "cpu_time", "memory_used", "error", "error_info", "result"}
 
 
 def ok_run(r):

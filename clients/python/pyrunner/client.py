@@ -1,0 +1,217 @@
+"""HTTP client of pyrunnerd (standard library only: urllib)."""
+import email.utils
+import http.client
+import ipaddress
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from . import __version__
+from .errors import (AuthenticationError, ProtocolError, PyrunnerConnectionError, PyrunnerHTTPError,
+                     RateLimitedError, ServiceUnavailableError, ValidationError)
+from .result import parse_run_result
+
+__all__ = ["Client", "DEFAULT_URL"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+# Extra seconds on top of a run's own timeout before the HTTP request gives
+# up (queueing, sandbox start, sending the answer).
+_SLACK = 30.0
+_HEALTH_TIMEOUT = 10.0
+# When the run's timeout is not given, the longest a server lets a run last.
+_SERVER_MAX_TIMEOUT = 300.0
+
+_ERROR_CLASSES = {401: AuthenticationError, 422: ValidationError, 429: RateLimitedError,
+                  503: ServiceUnavailableError}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """pyrunnerd never redirects; following one would resend the API key
+    (and turn the POST into a GET) to wherever the Location points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _is_loopback(host):
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_retry_after(value):
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _whole_seconds(value):
+    """The API takes whole seconds/MB as JSON integers: 2.0 is sent as 2;
+    anything else is sent as given and the server answers 422."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class Client:
+    """A client of one pyrunnerd.
+
+    ``url``      the service, e.g. ``http://127.0.0.1:8000`` (a path prefix
+                 such as ``https://host/pyrunner`` is kept)
+    ``api_key``  sent as ``Authorization: Bearer <key>`` when set
+    ``timeout``  seconds to wait for an HTTP answer; by default a run waits
+                 its own timeout plus 30 s, ``health()`` 10 s
+    ``max_response_bytes``  a longer answer is refused (ProtocolError)
+
+    HTTP errors raise ``PyrunnerHTTPError`` subclasses, network failures
+    ``PyrunnerConnectionError``. A run that raised, timed out or hit a limit
+    is not an error here: ``run()`` returns its ``RunResult``.
+
+    Environment proxies (``http_proxy``, ``no_proxy``) are used, except for a
+    loopback host, which is always reached directly.
+    """
+
+    def __init__(self, url=DEFAULT_URL, api_key=None, timeout=None, max_response_bytes=64 << 20):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be http://HOST[:PORT] or https://..., not %r" % (url,))
+        if parts.query or parts.fragment:
+            raise ValueError("url must not have a query or fragment: %r" % (url,))
+        if api_key is not None and (not isinstance(api_key, str) or not api_key
+                                    or any(c in api_key for c in "\r\n")):
+            raise ValueError("api_key must be a non-empty string without line breaks")
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        handlers = [_NoRedirect()]
+        if _is_loopback(parts.hostname):
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def __repr__(self):
+        return "Client(%r%s)" % (self.url, ", api_key=..." if self.api_key else "")
+
+    # ---- routes ----
+
+    def health(self):
+        """``GET /``: the health and capabilities object (a dict). Answered
+        also while the service is not healthy (503): look at ``["status"]``
+        (``healthy``, ``starting``, ``degraded``, ``draining``) and
+        ``["reason"]``."""
+        status, headers, body = self._request("GET", "/", None,
+                                              self.timeout if self.timeout is not None else _HEALTH_TIMEOUT,
+                                              accept=(200, 503))
+        d = self._json(body, "health answer")
+        if not isinstance(d, dict) or not isinstance(d.get("status"), str):
+            if status != 200:
+                raise self._http_error(status, headers, body)
+            raise ProtocolError("health answer is not a JSON object with a status")
+        return d
+
+    def run(self, code, timeout=None, memory_limit=None, stdin=None):
+        """``POST /run``: runs `code` in a fresh sandbox and returns its
+        ``RunResult`` whatever the program did. `timeout` (whole seconds,
+        1..300) and `memory_limit` (MB, 64..2048) default to the server's
+        defaults; `stdin` (str) is fed to the program."""
+        if not isinstance(code, str):
+            raise TypeError("code must be a str, not %s" % type(code).__name__)
+        body = {"code": code}
+        if timeout is not None:
+            body["timeout"] = _whole_seconds(timeout)
+        if memory_limit is not None:
+            body["memory_limit"] = _whole_seconds(memory_limit)
+        if stdin is not None:
+            if isinstance(stdin, (bytes, bytearray)):
+                stdin = bytes(stdin).decode("utf-8")
+            body["stdin"] = stdin
+        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        if self.timeout is not None:
+            wait = self.timeout
+        else:
+            run_timeout = timeout if isinstance(timeout, (int, float)) and timeout > 0 else _SERVER_MAX_TIMEOUT
+            wait = float(run_timeout) + _SLACK
+        _, _, raw = self._request("POST", "/run", data, wait)
+        try:
+            requested = float(timeout) if timeout is not None else None
+        except (TypeError, ValueError):
+            requested = None
+        return parse_run_result(raw, requested_timeout=requested)
+
+    # ---- plumbing ----
+
+    def _json(self, body, what):
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise ProtocolError("%s is not valid JSON: %s" % (what, type(e).__name__)) from None
+
+    def _read(self, resp):
+        data = resp.read(self.max_response_bytes + 1)
+        if len(data) > self.max_response_bytes:
+            raise ProtocolError("answer longer than %d bytes" % self.max_response_bytes)
+        return data
+
+    def _http_error(self, status, headers, body):
+        detail = None
+        try:
+            d = json.loads(body.decode("utf-8"))
+            if isinstance(d, dict):
+                detail = d.get("detail")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass
+        if detail is None and body:
+            detail = body[:300].decode("utf-8", "replace")
+        cls = _ERROR_CLASSES.get(status, PyrunnerHTTPError)
+        return cls(status, detail, _parse_retry_after(headers.get("Retry-After")),
+                   headers.get("X-Request-Id"), body)
+
+    def _request(self, method, path, data, wait, accept=(200,)):
+        headers = {"Accept": "application/json", "User-Agent": "pyrunner-client/" + __version__}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["Authorization"] = "Bearer " + self.api_key
+        req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            try:
+                resp = self._opener.open(req, timeout=wait)
+            except urllib.error.HTTPError as e:
+                with e:
+                    body = self._read(e)
+                    if e.code in accept:
+                        return e.code, e.headers, body
+                    raise self._http_error(e.code, e.headers, body) from None
+            with resp:
+                body = self._read(resp)
+                if resp.status not in accept:
+                    raise self._http_error(resp.status, resp.headers, body)
+                return resp.status, resp.headers, body
+        except urllib.error.URLError as e:
+            reason = e.reason
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                raise PyrunnerConnectionError("no answer from %s within %g s" % (self.url, wait)) from None
+            raise PyrunnerConnectionError("cannot reach %s: %s" % (self.url, reason)) from None
+        except (socket.timeout, TimeoutError):
+            raise PyrunnerConnectionError("no answer from %s within %g s" % (self.url, wait)) from None
+        except (http.client.HTTPException, ConnectionError, OSError) as e:
+            raise PyrunnerConnectionError("connection to %s failed: %s: %s"
+                                          % (self.url, type(e).__name__, e)) from None
