@@ -365,6 +365,7 @@ static void test_json_success_fields(void **state)
         expect_type(o, "memory_used", JSON_REAL);
         expect_type(o, "error", JSON_NULL);
         expect_type(o, "error_info", JSON_NULL);
+        expect_type(o, "result", JSON_NULL);
 
         assert_string_equal(json_string_value(json_object_get(o, "status")), "success");
         assert_string_equal(json_string_value(json_object_get(o, "stdout")), "out\n");
@@ -373,7 +374,7 @@ static void test_json_success_fields(void **state)
         assert_true(json_real_value(json_object_get(o, "execution_time")) == 0.25);
         assert_true(json_real_value(json_object_get(o, "cpu_time")) == 0.125);
         assert_true(json_real_value(json_object_get(o, "memory_used")) == 12.5);
-        assert_int_equal(json_object_size(o), 12);
+        assert_int_equal(json_object_size(o), 13);
 
         json_decref(o);
         run_result_clear(&r);
