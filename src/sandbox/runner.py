@@ -131,18 +131,22 @@ def _compile(code):
     """Code ending in a top-level `return` runs as a function body (its value
     is the result); else a final expression statement gives the result."""
     tree = ast.parse(code, _FILENAME)
-    store = ast.Name(id=_RESULT, ctx=ast.Store())
     if _has_return(tree.body):
+        loc = {"lineno": 1, "col_offset": 0, "end_lineno": 1, "end_col_offset": 0}
         args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
                              kwarg=None, defaults=[])
         fn = ast.FunctionDef(name=_FUNC, args=args, body=tree.body, decorator_list=[], returns=None,
-                             type_comment=None, lineno=1, col_offset=0)
-        call = ast.Call(func=ast.Name(id=_FUNC, ctx=ast.Load()), args=[], keywords=[])
-        tree.body = [fn, ast.Assign(targets=[store], value=call, lineno=1, col_offset=0)]
+                             type_comment=None, **loc)
+        call = ast.Call(func=ast.Name(id=_FUNC, ctx=ast.Load(), **loc), args=[], keywords=[], **loc)
+        store = ast.Name(id=_RESULT, ctx=ast.Store(), **loc)
+        tree.body = [fn, ast.Assign(targets=[store], value=call, **loc)]
     elif tree.body and isinstance(tree.body[-1], ast.Expr):
+        # Locations set by hand: fix_missing_locations would walk every node.
         last = tree.body[-1]
-        tree.body[-1] = ast.copy_location(ast.Assign(targets=[store], value=last.value), last)
-    ast.fix_missing_locations(tree)
+        loc = {"lineno": last.lineno, "col_offset": last.col_offset, "end_lineno": last.end_lineno,
+               "end_col_offset": last.end_col_offset}
+        store = ast.Name(id=_RESULT, ctx=ast.Store(), **loc)
+        tree.body[-1] = ast.Assign(targets=[store], value=last.value, **loc)
     return compile(tree, _FILENAME, "exec")
 
 
