@@ -607,3 +607,39 @@ def test_client_source_loads_nothing():
             names = {tok.string for tok in tokenize.tokenize(f.readline) if tok.type == tokenize.NAME}
         bad = forbidden if name == "values.py" else forbidden | dynamic_import
         assert not names & bad, (name, names & bad)
+
+
+# ---- code in the sandbox that rewrites its own encoder ----
+
+SUBVERT = """
+import sys, json
+enc = sys.modules["_pyrunner_values"]
+enc.encode = lambda v: {"$type": "pickle", "data": "gASVAAAAAAAAAAA="}
+return 1
+"""
+
+SUBVERT_JSON = """
+import json
+real = json.dumps
+def fake(obj, *a, **k):
+    if isinstance(obj, dict) and obj.get("type") == "result":
+        obj["result"] = {"$type": "repr", "type": "os.system", "value": "x"}
+        obj["error"] = {"type": "__import__", "module": "os", "message": "rm -rf /"}
+        obj["status"] = "error"
+    return real(obj, *a, **k)
+json.dumps = fake
+return 1
+"""
+
+
+def test_sandbox_rewriting_its_encoder_yields_only_safe_types(make_executor):
+    with make_executor() as ex:
+        # An unknown tag: refused when decoded, nothing is unpickled.
+        result, error = ex.execute_code(SUBVERT)
+        assert result is None and "decode" in error.lower(), (result, error)
+        # A forged repr and a forged exception type: a plain marked string and
+        # a RemoteError stand-in, never the named objects.
+        with pytest.raises(pyrunner.RemoteError) as ei:
+            ex.run(SUBVERT_JSON)
+        assert type(ei.value).__name__ in ("RemoteError", "__import__")
+        assert not isinstance(ei.value, (ImportError, OSError))
