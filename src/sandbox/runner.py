@@ -256,6 +256,14 @@ def main():
     sys.modules["__main__"] = main_mod
     sys.argv = ["<main>"]
     status, exit_code, error = _execute(code, main_mod.__dict__)
+    # What a normal interpreter does at exit: wait for non-daemon threads,
+    # then run the atexit handlers.
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+    except BaseException:
+        pass
     try:
         import atexit
         atexit._run_exitfuncs()

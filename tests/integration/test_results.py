@@ -147,3 +147,14 @@ def test_memory_used_positive_for_trivial_run():
     r = run("pass\n")
     assert r.status == "success", r
     assert r["memory_used"] > 0 and r["execution_time"] > 0 and r["cpu_time"] > 0, r
+
+
+def test_non_daemon_threads_finish_before_the_result():
+    # As a normal interpreter does at exit: the thread's output is kept.
+    r = run("import threading, time\n"
+            "def late():\n"
+            "    time.sleep(0.2)\n"
+            "    print('late')\n"
+            "threading.Thread(target=late).start()\n"
+            "print('main')\n")
+    assert r.status == "success" and r["stdout"] == "main\nlate\n", r
