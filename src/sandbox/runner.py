@@ -228,8 +228,8 @@ def prepare_zygote():
     # Python 3.11 writes into a code object until it is quickened (after
     # 8 calls). Run here, often enough, the code every child runs, so the
     # children find it quickened and do not copy those pages.
-    stderr = sys.stderr
-    sys.stderr = open(os.devnull, "w")
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = open(os.devnull, "w")
     try:
         for _ in range(20):
             for hook in _fork_hooks():
@@ -237,12 +237,14 @@ def prepare_zygote():
             _reseed()
             req = json.loads(json.dumps({"type": "run", "code": "result = 1\n"}))
             for code in (req["code"], "1/0\n", "raise SystemExit(3)\n", "return [1, 'a', 2.5]\n",
-                         "{'k': (1, 2)}\n"):
+                         "{'k': (1, 2)}\n", "print('hi')\n",
+                         "import math\nx = [i * 2 for i in range(3) if i]\nprint(x, math.sqrt(4), len(x))\n"
+                         "def f(a, b=1):\n    return a.real + b\nf(x[0])\n"):
                 env = {"__builtins__": builtins}
                 json.dumps(_result(*_execute(code, env), env), ensure_ascii=False, allow_nan=False)
     finally:
         sys.stderr.close()
-        sys.stderr = stderr
+        sys.stdout, sys.stderr = stdout, stderr
     linecache.cache.pop(_FILENAME, None)
 
 
