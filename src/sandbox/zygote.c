@@ -110,8 +110,34 @@ static void collapse_huge_pages(void)
         fclose(f);
 }
 
+/* Runs embedded source as module `name` and registers it in sys.modules;
+ * *ret_dict (optional) is the module's dict, borrowed. */
+static int embed_module(const char *name, const char *source, const char *filename, PyObject **ret_dict)
+{
+        PyObject *mod = PyModule_New(name);
+        if (!mod)
+                return -ENOMEM;
+        PyObject *d = PyModule_GetDict(mod);
+        PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins());
+        PyObject *code = Py_CompileString(source, filename, Py_file_input);
+        PyObject *res = code ? PyEval_EvalCode(code, d, d) : NULL;
+        Py_XDECREF(code);
+        if (!res) {
+                PyErr_Print();
+                Py_DECREF(mod);
+                return -EINVAL;
+        }
+        Py_DECREF(res);
+        PyDict_SetItemString(PyImport_GetModuleDict(), name, mod);
+        Py_DECREF(mod);
+        if (ret_dict)
+                *ret_dict = d;
+        return 0;
+}
+
 static int python_start(const char *preload, char **ret_info)
 {
+        int r;
         PyConfig config;
         PyPreConfig pre;
         PyStatus st;
@@ -143,42 +169,16 @@ static int python_start(const char *preload, char **ret_info)
         if (PyStatus_Exception(st))
                 return -EIO;
 
-        /* The typed value encoder shared with the Python client. */
-        PyObject *vmod = PyModule_New("_pyrunner_values");
-        if (!vmod)
-                return -ENOMEM;
-        PyObject *vd = PyModule_GetDict(vmod);
-        PyDict_SetItemString(vd, "__builtins__", PyEval_GetBuiltins());
-        PyObject *vcode = Py_CompileString(values_py_source, "<pyrunner-values>", Py_file_input);
-        PyObject *vres = vcode ? PyEval_EvalCode(vcode, vd, vd) : NULL;
-        Py_XDECREF(vcode);
-        if (!vres) {
-                PyErr_Print();
-                return -EINVAL;
-        }
-        Py_DECREF(vres);
-        PyDict_SetItemString(PyImport_GetModuleDict(), "_pyrunner_values", vmod);
-
-        PyObject *mod = PyModule_New("_pyrunner");
-        if (!mod)
-                return -ENOMEM;
-        PyObject *d = PyModule_GetDict(mod);
-        PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins());
-        PyObject *code = Py_CompileString(runner_py_source, "<pyrunner>", Py_file_input);
-        if (!code) {
-                PyErr_Print();
-                return -EINVAL;
-        }
-        PyObject *res = PyEval_EvalCode(code, d, d);
-        Py_DECREF(code);
-        if (!res) {
-                PyErr_Print();
-                return -EINVAL;
-        }
-        Py_DECREF(res);
+        /* The typed value encoder shared with the Python client, then the
+         * runner, which uses it. */
+        PyObject *d;
+        r = embed_module("_pyrunner_values", values_py_source, "<pyrunner-values>", NULL);
+        if (r >= 0)
+                r = embed_module("_pyrunner", runner_py_source, "<pyrunner>", &d);
+        if (r < 0)
+                return r;
         Z.runner_main = PyDict_GetItemString(d, "main");
         Py_XINCREF(Z.runner_main);
-        PyDict_SetItemString(PyImport_GetModuleDict(), "_pyrunner", mod);
 
         /* Preload, warm matplotlib's font cache, report versions. */
         PyObject *args = Py_BuildValue("(s)", preload);
@@ -238,9 +238,9 @@ static int python_start(const char *preload, char **ret_info)
                 "    gc.collect()\n"
                 "    gc.freeze()\n"
                 "    return json.dumps(info)\n";
-        PyObject *r = PyRun_String(preload_src, Py_file_input, g, g);
-        Py_XDECREF(r);
-        PyObject *fn = r ? PyDict_GetItemString(g, "_preload") : NULL;
+        PyObject *defined = PyRun_String(preload_src, Py_file_input, g, g);
+        Py_XDECREF(defined);
+        PyObject *fn = defined ? PyDict_GetItemString(g, "_preload") : NULL;
         PyObject *info = fn ? PyObject_CallObject(fn, args) : NULL;
         Py_XDECREF(args);
         if (!info) {
