@@ -31,6 +31,8 @@ import time
 
 import pytest
 
+from conftest import _stat, cmdline  # noqa: E402  (the /proc readers, shared)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(REPO, "build", "src", "daemon", "pyrunnerd")
 OPENAPI_PATH = os.path.join(REPO, "src", "daemon", "openapi.json")
@@ -334,25 +336,6 @@ def daemon_fixture(*flags, preload="", env=None):
 
 
 # ---- /proc ----
-
-def _stat(pid):
-    """(ppid, state, starttime) of pid, or None."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            s = f.read()
-    except OSError:
-        return None
-    rest = s[s.rfind(")") + 2:].split()
-    return int(rest[1]), rest[0], int(rest[19])
-
-
-def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-
 
 def children(pid):
     out = []
