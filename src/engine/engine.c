@@ -124,6 +124,16 @@ static double ts_diff(const struct timespec *a, const struct timespec *b)
 
 /* ---- zygote processes ---- */
 
+/* Frees a zygote once it is reaped, its socket closed and no run uses it. */
+static void zyg_free_if_done(Zyg *z)
+{
+        if (z->reaped && z->sock < 0 && z->nruns == 0) {
+                TAILQ_REMOVE(&z->engine->zygs, z, link);
+                free(z->info);
+                free(z);
+        }
+}
+
 static void zyg_unref(Zyg *z)
 {
         if (--z->nruns > 0 || z->state == ZYG_READY || z->state == ZYG_STARTING)
@@ -134,20 +144,7 @@ static void zyg_unref(Zyg *z)
                 z->ev_sock = NULL;
         }
         z->sock = safe_close(z->sock);
-        if (z->reaped) {
-                TAILQ_REMOVE(&z->engine->zygs, z, link);
-                free(z->info);
-                free(z);
-        }
-}
-
-static void zyg_free_if_done(Zyg *z)
-{
-        if (z->reaped && z->sock < 0 && z->nruns == 0) {
-                TAILQ_REMOVE(&z->engine->zygs, z, link);
-                free(z->info);
-                free(z);
-        }
+        zyg_free_if_done(z);
 }
 
 static void run_fail_internal(Run *r, const char *msg)
