@@ -41,9 +41,11 @@ RESULT_KEYS = {
 
 
 def base_env(extra=None):
-    """The caller's environment without pyrunner settings, so defaults apply."""
+    """The caller's environment without pyrunner or executor settings, so the
+    documented defaults apply whatever the CI sets (binary paths are kept)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYRUNNER_") or k in ("PYRUNNER_BIN", "PYRUNNER_ZYGOTE")}
+           if not (k.startswith("PYRUNNER_") or k.startswith("PYTHON_EXECUTOR_"))
+           or k in ("PYRUNNER_BIN", "PYRUNNER_ZYGOTE")}
     if extra:
         env.update(extra)
     return env

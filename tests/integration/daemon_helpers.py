@@ -32,6 +32,7 @@ import time
 import pytest
 
 from conftest import _stat, cmdline  # noqa: E402  (the /proc readers, shared)
+from conftest import base_env as clean_env  # noqa: E402  (one environment rule)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(REPO, "build", "src", "daemon", "pyrunnerd")
@@ -62,16 +63,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def clean_env(extra=None):
-    """The caller's environment without pyrunner/executor settings, so the
-    documented defaults apply whatever the CI sets."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYRUNNER_") and not k.startswith("PYTHON_EXECUTOR_")}
-    if extra:
-        env.update(extra)
-    return env
 
 
 class Response:
