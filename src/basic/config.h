@@ -27,6 +27,9 @@ typedef struct PyrConfig {
         int64_t cpu_percent;         /* CPU quota of one sandbox, 100 = one core */
         int64_t pool_size;           /* pre-forked sandboxes kept idle */
         int64_t zygote_max_forks;    /* restart the zygote after this many runs */
+        int64_t queue_timeout_ms;    /* deadline for a run to get a sandbox */
+        int64_t start_timeout_ms;    /* deadline for its sandbox to start */
+        int64_t kill_grace_ms;       /* after the timeout's kill, to be seen gone */
         int64_t sandbox_uid;         /* host uid/gid the sandbox user maps to */
         char preload[256];           /* comma-separated modules the zygote imports */
         /* pyrunnerd */

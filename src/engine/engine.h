@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "cgroup.h"
@@ -29,35 +30,52 @@ typedef struct RunRequest {
 typedef void (*run_done_fn)(const RunResult *result, void *userdata);
 /* Called once the first zygote is ready (error 0) or could not start. */
 typedef void (*engine_ready_fn)(Engine *e, int error, const char *message, void *userdata);
+/* Something the caller should log: a stray sandbox killed, a zygote
+ * replaced, a missed deadline. event is a short name, detail one line. */
+typedef void (*engine_notice_fn)(Engine *e, const char *event, const char *detail, void *userdata);
 
 typedef struct EngineOptions {
         const char *zygote_path;     /* NULL: next to the running binary */
         uint32_t layers;             /* ZYG_LAYER_ALL; fewer only for tests */
         bool no_cgroups;
         engine_ready_fn on_ready;
+        engine_notice_fn on_notice;  /* may be NULL */
         void *userdata;
+        /* Unit tests only (tests/unit/test-engine.c): speak the zygote
+         * protocol on test_zygote_fd, with test_zygote_pid standing for the
+         * zygote, instead of starting one. Off when the pid is 0. */
+        int test_zygote_fd;
+        pid_t test_zygote_pid;
 } EngineOptions;
 
 typedef struct EngineStats {
         uint64_t runs_started, runs_finished, zygote_starts, zygote_deaths;
+        uint64_t watchdog_kills;     /* zygotes replaced for not answering */
+        uint64_t strays_killed;      /* sandboxes the janitor found unowned */
+        uint64_t deadline_misses;    /* runs ended by a phase deadline */
         unsigned active, idle, queued;
 } EngineStats;
 
 int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOptions *opts, Engine **ret);
+/* Kills everything. Runs still pending are dropped without their done
+ * callbacks, as no callback runs inside an engine call: to answer them,
+ * engine_cancel() each and run the loop until engine_idle() first. */
 void engine_free(Engine *e);
 
 /* Validates and queues a run: -EINVAL empty code, -EILSEQ code not UTF-8
  * text, -E2BIG code or stdin too large, -ERANGE a limit outside the
- * configured bounds. done is called exactly once, after which the run is
- * gone. */
+ * configured bounds. On success done is called exactly once, always from a
+ * later pass of the loop (never from inside an engine call), after which
+ * the run is gone. Every run ends within its phase deadlines: queue-timeout
+ * for a sandbox, start-timeout for it to start, then its own timeout plus
+ * kill-grace; a missed phase ends it as internal_error. */
 int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *userdata, uint64_t *ret_ticket);
-/* Kills a run; its done callback still fires, with status killed. */
+/* Kills a run; its done callback still fires (later), with status killed. */
 void engine_cancel(Engine *e, uint64_t ticket);
 
 /* Zygote's READY info (Python and library versions), or NULL. */
 const char *engine_info(const Engine *e);
 const CgroupRoot *engine_cgroup(const Engine *e);
-uint32_t engine_layers(const Engine *e);
 /* The active isolation layers, as GET / and `pyrunner info` report them. */
 json_t *engine_layers_json(const Engine *e);
 void engine_get_stats(const Engine *e, EngineStats *ret);

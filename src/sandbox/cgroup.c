@@ -470,11 +470,80 @@ int cg_read_stats(const Cgroup *cg, CgroupStats *ret)
         }
 }
 
+/* SIGKILL to every task one cgroup.procs lists: v1 has no cgroup.kill,
+ * and v2 before 5.14 neither. A forking task needs another pass. */
+static int kill_procs(int dirfd)
+{
+        char buf[16384];
+        ssize_t n = file_read_str(dirfd, "cgroup.procs", buf, sizeof(buf));
+        if (n < 0)
+                return (int)n;
+        for (char *p = buf, *end; *p; p = end) {
+                long pid = strtol(p, &end, 10);
+                if (end == p)
+                        break;
+                if (pid > 1)
+                        (void)kill((pid_t)pid, SIGKILL);
+        }
+        return 0;
+}
+
 int cg_kill(const Cgroup *cg)
 {
-        if (cg->root && cg->root->mode == CGROUP_MODE_V2 && cg->dirfd[CG_MEMORY] >= 0)
-                return write_knob(cg->dirfd[CG_MEMORY], "cgroup.kill", "1");
-        return -EOPNOTSUPP;
+        int r = -EOPNOTSUPP;
+        if (!cg->root || cg->root->mode == CGROUP_MODE_NONE)
+                return r;
+        if (cg->root->mode == CGROUP_MODE_V2 && cg->dirfd[CG_MEMORY] >= 0 &&
+            write_knob(cg->dirfd[CG_MEMORY], "cgroup.kill", "1") == 0)
+                return 0;
+        for (int i = 0; i < CG_N; i++)
+                if (cg->dirfd[i] >= 0 && kill_procs(cg->dirfd[i]) == 0)
+                        r = 0;
+        return r;
+}
+
+int cg_root_list_runs(const CgroupRoot *root, uint64_t *ids, size_t max)
+{
+        size_t n = 0;
+        for (int i = 0; i < CG_N && root->mode != CGROUP_MODE_NONE; i++) {
+                if (root->dirfd[i] < 0)
+                        continue;
+                int fd = openat(root->dirfd[i], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+                if (!d) {
+                        safe_close(fd);
+                        return -errno;
+                }
+                for (struct dirent *de; (de = readdir(d));) {
+                        unsigned long long id;
+                        char tail;
+                        if (sscanf(de->d_name, "run-%llu%c", &id, &tail) != 1)
+                                continue;
+                        bool seen = false;
+                        for (size_t k = 0; k < n && !seen; k++)
+                                seen = ids[k] == id;
+                        if (!seen && n < max)
+                                ids[n++] = id;
+                }
+                closedir(d);
+        }
+        return (int)n;
+}
+
+int cg_remove_stray(CgroupRoot *root, const char *name)
+{
+        Cgroup cg;
+        cg_init(&cg);
+        cg.root = root;
+        snprintf(cg.name, sizeof(cg.name), "%s", name);
+        for (int i = 0; i < CG_N; i++)
+                if (root->dirfd[i] >= 0)
+                        cg.dirfd[i] = openat(root->dirfd[i], name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        (void)cg_kill(&cg);
+        int r = cg_destroy(&cg);
+        for (int i = 0; i < CG_N; i++)
+                cg.dirfd[i] = safe_close(cg.dirfd[i]);
+        return r;
 }
 
 int cg_destroy(Cgroup *cg)

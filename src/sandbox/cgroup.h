@@ -54,7 +54,14 @@ int cg_open_procs(const Cgroup *cg, int *fds, size_t max);
 int cg_set_memory(const Cgroup *cg, uint64_t bytes);
 int cg_reset_peak(const Cgroup *cg);
 int cg_read_stats(const Cgroup *cg, CgroupStats *ret);
+/* Kills every task in the cgroup: cgroup.kill on v2, else each task that
+ * cgroup.procs lists (call again while it still forks). */
 int cg_kill(const Cgroup *cg);
+/* Ids of the "run-<id>" cgroups below the root, in any hierarchy. */
+int cg_root_list_runs(const CgroupRoot *root, uint64_t *ids, size_t max);
+/* Kills what is left in a run cgroup the engine no longer owns and removes
+ * it; -EBUSY while tasks remain. */
+int cg_remove_stray(CgroupRoot *root, const char *name);
 /* Removes the cgroup; -EBUSY while tasks remain. Closes the dirfds. */
 int cg_destroy(Cgroup *cg);
 void cg_init(Cgroup *cg);

@@ -7,17 +7,19 @@
 
 #include <stdint.h>
 
-#define ZYG_PROTO_VERSION 1
+#define ZYG_PROTO_VERSION 2          /* READY carries it; the engine refuses others */
 #define ZYG_SANDBOX_UID 1000         /* uid and gid of user code inside */
 #define ZYG_CTL_FD 3                 /* the framed channel inside a sandbox */
 #define ZYG_PREPARE_NICE 10          /* zygote and idle sandboxes */
 
 enum {
-        ZYG_MSG_READY = 1,           /* zygote -> engine, once, payload: info JSON */
+        ZYG_MSG_READY = 1,           /* zygote -> engine, once: ZygReady, then info JSON */
         ZYG_MSG_SPAWN,               /* engine -> zygote */
         ZYG_MSG_SPAWNED,             /* zygote -> engine, fds: init pidfd */
         ZYG_MSG_EXITED,              /* zygote -> engine: a sandbox's pid 2 was reaped */
         ZYG_MSG_ERROR,               /* zygote -> engine: fatal start-up error text */
+        ZYG_MSG_PING,                /* engine -> zygote: ZygPing; the watchdog */
+        ZYG_MSG_PONG,                /* zygote -> engine: the same ZygPing back */
 };
 
 /* Sandboxing switches; the test-only sabotage clears some of them. */
@@ -75,5 +77,18 @@ typedef struct ZygExited {
 typedef struct ZygHeader {
         uint32_t type;
 } ZygHeader;
+
+typedef struct ZygReady {
+        uint32_t type;
+        uint32_t version;            /* ZYG_PROTO_VERSION */
+        int32_t factory_pid;         /* the janitor looks for stray pid 1s below it */
+        uint32_t reserved;
+} ZygReady;                          /* then the NUL-terminated info JSON */
+
+typedef struct ZygPing {
+        uint32_t type;
+        uint32_t reserved;
+        uint64_t seq;
+} ZygPing;
 
 #define ZYG_MSG_MAX 65536

@@ -40,7 +40,8 @@ typedef struct Zygote {
         int factory;                 /* to the factory */
         int sigfd;
         int self_pidns;
-        pid_t pid;
+        pid_t pid, factory_pid;
+        const char *test_spawned;    /* test-only: "drop", "forge" or "delay:MS" */
         bool privileged;
         uint32_t host_uid, host_gid;
         SeccompProgram user_filter, init_filter;
@@ -325,6 +326,22 @@ static _noreturn_ void child_run(const ChildArgs *a)
         _exit(code & 0xff);
 }
 
+/* The engine's tests of a late, lost or forged SPAWNED (set only when the
+ * engine runs with PYRUNNER_ALLOW_SABOTAGE=1). True: do not send it. */
+static bool test_sabotage_spawned(ZygSpawned *rep)
+{
+        const char *t = Z.test_spawned;
+        if (!t || rep->error < 0)
+                return false;
+        if (!strcmp(t, "drop"))
+                return true;
+        if (!strcmp(t, "forge"))
+                rep->id ^= 1ULL << 62;
+        else if (!strncmp(t, "delay:", 6))
+                usleep((useconds_t)strtoul(t + 6, NULL, 10) * 1000);
+        return false;
+}
+
 static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
 {
         ZygSpawned rep = { .type = ZYG_MSG_SPAWNED, .id = req->id };
@@ -395,7 +412,10 @@ static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
 reply:
         safe_close(go);
         out_fds[0] = init_pidfd;
+        if (test_sabotage_spawned(&rep))
+                goto done;
         (void)fd_send_with_fds(Z.sock, &rep, sizeof(rep), out_fds, rep.error < 0 || init_pidfd < 0 ? 0 : 1);
+done:
         safe_close(init_pidfd);
         for (size_t i = 0; i < n_fds; i++)
                 close(fds[i]);
@@ -425,6 +445,10 @@ static void serve(void)
                 if (((ZygHeader *)buf)->type == ZYG_MSG_SPAWN && n == sizeof(ZygSpawn)) {
                         handle_spawn((ZygSpawn *)buf, fds, n_fds);
                         continue;
+                }
+                if (((ZygHeader *)buf)->type == ZYG_MSG_PING && n == sizeof(ZygPing)) {
+                        ((ZygPing *)buf)->type = ZYG_MSG_PONG;
+                        (void)send(Z.sock, buf, sizeof(ZygPing), MSG_NOSIGNAL);
                 }
 drop:
                 for (size_t i = 0; i < n_fds; i++)
@@ -465,6 +489,8 @@ int main(int argc, char **argv)
                         die_msg("user namespaces unavailable without root", -r);
         }
         Z.self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (Z.self_pidns < 0)
+                die_msg("/proc/self/ns/pid", errno); /* forks could not return to our pid ns */
         /* Built before the imports so the heap layout children inherit is quiet. */
         r = seccomp_policy_build(SECCOMP_POLICY_USER, &Z.user_filter);
         if (r < 0)
@@ -486,6 +512,8 @@ int main(int argc, char **argv)
         }
         close(sp[1]);
         Z.factory = sp[0];
+        Z.factory_pid = fpid;
+        Z.test_spawned = getenv("PYRUNNER_TEST_SPAWNED");
 
         sigset_t mask;
         sigemptyset(&mask);
@@ -510,13 +538,15 @@ int main(int argc, char **argv)
                 die_msg("zygote started threads", EBUSY);
 
         size_t len = strlen(info);
-        char *msg = malloc(sizeof(ZygHeader) + len + 1);
-        ((ZygHeader *)msg)->type = ZYG_MSG_READY;
-        memcpy(msg + sizeof(ZygHeader), info, len + 1);
-        if (send(Z.sock, msg, sizeof(ZygHeader) + len + 1, MSG_NOSIGNAL) < 0)
-                return 1;
-        free(msg);
+        _cleanup_free_ char *msg = malloc(sizeof(ZygReady) + len + 1);
+        if (!msg)
+                die_msg("ready", ENOMEM);
+        ZygReady hello = { .type = ZYG_MSG_READY, .version = ZYG_PROTO_VERSION, .factory_pid = Z.factory_pid };
+        memcpy(msg, &hello, sizeof(hello));
+        memcpy(msg + sizeof(hello), info, len + 1);
         free(info);
+        if (send(Z.sock, msg, sizeof(hello) + len + 1, MSG_NOSIGNAL) < 0)
+                return 1;
         serve();
         return 0;
 }

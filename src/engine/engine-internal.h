@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What the engine's files share. Three kinds of object, each with explicit
+ * states (docs/ARCHITECTURE.md, "The engine"):
+ *
+ *   Zyg      a zygote process and its socket
+ *   Sandbox  one sandbox: pid 1, pid 2, pipes, ctl channel, cgroup
+ *   Job      one request: code, limits, callback, what was seen, the result
+ *
+ * A Job runs on at most one Sandbox; a Sandbox runs at most one Job at a
+ * time. User callbacks (done, on_ready, on_notice) only ever run from the
+ * engine's own events, never inside an engine_*() call: finished jobs wait
+ * on e->completed for ev_complete. */
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "engine.h"
+#include "result.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar) \
+        for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
+#endif
+
+typedef struct Zyg Zyg;
+typedef struct Sandbox Sandbox;
+typedef struct Job Job;
+typedef uint64_t usec_t;
+
+/* STARTING -> READY -> RETIRING -> DEAD; any state -> DEAD. */
+typedef enum ZygState { ZYG_STARTING, ZYG_READY, ZYG_RETIRING, ZYG_DEAD } ZygState;
+
+struct Zyg {
+        Engine *e;
+        pid_t pid, factory_pid;
+        int pidfd, sock;
+        struct event *ev_sock, *ev_pid, *ev_watch;
+        ZygState state;
+        uint64_t forks;
+        unsigned nsandboxes;         /* sandboxes that still name it */
+        bool reaped;
+        usec_t started, ping_sent;   /* ping_sent 0: no ping outstanding */
+        TAILQ_ENTRY(Zyg) link;
+};
+
+/* SPAWNING -> IDLE -> BUSY -> DYING, or SPAWNING -> BUSY (a job waited for
+ * it), or any -> DYING. DYING ends in sandbox_free once pid 1, pid 2 and
+ * the cgroup are gone (or once nothing more can be waited for). */
+typedef enum SandboxState { SB_SPAWNING, SB_IDLE, SB_BUSY, SB_DYING } SandboxState;
+
+struct Sandbox {
+        Engine *e;
+        Zyg *zyg;
+        uint64_t id;                 /* names it to the zygote and its cgroup */
+        SandboxState state;
+        Job *job;
+        pid_t pid, init_pid;         /* 0 until SPAWNED */
+        int init_pidfd, out_fd, err_fd;
+        struct bufferevent *ctl, *in;
+        struct event *ev_out, *ev_err, *ev_init, *ev_timer;
+        bool spawned, ready_frame, pid_exited, init_exited, killed;
+        int wait_status;
+        bool have_wait_status;
+        uint64_t exit_cpu_us;        /* pid 2's rusage, when there is no cgroup */
+        Cgroup cg;
+        bool has_cg;
+        int64_t cur_memory_mb;
+        usec_t born, dying_since;
+        unsigned rmdir_tries;
+        TAILQ_ENTRY(Sandbox) link;   /* e->sandboxes */
+        TAILQ_ENTRY(Sandbox) ilink;  /* e->idle, while IDLE */
+};
+
+/* QUEUED -> STARTING (its sandbox is not ready yet) -> RUNNING -> DONE,
+ * or QUEUED -> RUNNING (an idle sandbox), or any -> DONE. DONE jobs wait on
+ * e->completed; their callback runs from ev_complete, then they are freed. */
+typedef enum JobState { JOB_QUEUED, JOB_STARTING, JOB_RUNNING, JOB_DONE } JobState;
+
+struct Job {
+        Engine *e;
+        uint64_t ticket;
+        JobState state;
+        Sandbox *sb;
+        char *code, *stdin_data;
+        size_t code_len, stdin_len;
+        int64_t timeout_ms, memory_mb;
+        run_done_fn done;
+        void *userdata;
+        struct event *deadline;      /* of the current phase */
+        struct event *ev_watch;      /* memory watch without a cgroup */
+        uint64_t watch_peak;
+        char *out, *err;
+        size_t out_len, err_len;
+        bool out_trunc, err_trunc, kill_sent;
+        CgroupStats base;
+        RunOutcome oc;
+        usec_t t_submit, t_start, t_end;
+        double runner_cpu;
+        json_t *error_info, *value;
+        char *message, *result_repr;
+        RunResult res;               /* built when DONE */
+        TAILQ_ENTRY(Job) link;       /* e->jobs */
+        TAILQ_ENTRY(Job) qlink;      /* e->queued or e->completed */
+};
+
+TAILQ_HEAD(ZygList, Zyg);
+TAILQ_HEAD(SandboxList, Sandbox);
+TAILQ_HEAD(JobList, Job);
+
+typedef struct Suspect {
+        pid_t pid;
+        usec_t first_seen;
+} Suspect;
+
+struct Engine {
+        struct event_base *base;
+        PyrConfig cfg;
+        EngineOptions opts;
+        char zygote_path[4096];
+        char fault_cgroup[256];      /* test-only fault file, "" when off */
+        char test_spawned[64];       /* test-only zygote sabotage, "" when off */
+        CgroupRoot cgroot;
+        struct ZygList zygs;
+        Zyg *current;
+        struct SandboxList sandboxes, idle;
+        struct JobList jobs, queued, completed;
+        unsigned n_idle, n_pool_spawning, n_running;
+        uint64_t next_id;
+        EngineStats stats;
+        bool ready_reported, freeing;
+        char info[8192];
+        struct event *ev_restart, *ev_complete, *ev_janitor, *ev_pool_retry;
+        unsigned restart_failures, pool_failures;
+        bool dispatching, redispatch;
+        Suspect suspects[64];
+};
+
+usec_t now_usec(void);
+void engine_notice(Engine *e, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* engine-zygote.c */
+int zyg_start(Engine *e);
+void zyg_dead(Zyg *z, const char *why);
+void zyg_unref(Zyg *z);
+void zyg_free(Zyg *z);
+void zyg_retire(Zyg *z);
+void engine_on_restart(evutil_socket_t fd, short what, void *arg);
+
+/* engine-sandbox.c */
+int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret);
+void sandbox_kill(Sandbox *sb);
+/* Makes progress after any event; may finish its job or free it. */
+void sandbox_check(Sandbox *sb);
+void sandbox_on_spawned(Sandbox *sb, int error, const char *message, pid_t pid, pid_t init_pid, int pidfd);
+void sandbox_on_exited(Sandbox *sb, int status, uint64_t cpu_us);
+void sandbox_zygote_died(Sandbox *sb);
+/* Reads what pipes and ctl hold now, into the job. */
+void sandbox_drain(Sandbox *sb);
+void sandbox_free(Sandbox *sb);
+Sandbox *sandbox_by_id(Engine *e, uint64_t id);
+int sandbox_send_frame(Sandbox *sb, json_t *obj);
+void sandbox_set_timer(Sandbox *sb, int64_t ms);
+/* Gives a job an idle sandbox (it starts now) or a spawning one. */
+void sandbox_attach(Sandbox *sb, Job *j);
+
+/* engine-job.c */
+int job_new(Engine *e, Job **ret);
+void job_start(Job *j);
+/* Ends the job now: what it saw becomes its result; its sandbox is let go. */
+void job_finish(Job *j);
+void job_fail(Job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void job_append_output(Job *j, bool is_err, const char *buf, size_t n);
+void job_handle_result(Job *j, json_t *m);
+void job_free(Job *j);
+void job_set_deadline(Job *j, int64_t ms);
+
+/* engine-pool.c */
+void engine_dispatch(Engine *e);
+void pool_remove_idle(Sandbox *sb);
+void engine_on_janitor(evutil_socket_t fd, short what, void *arg);
+void engine_on_pool_retry(evutil_socket_t fd, short what, void *arg);
+
+/* memwatch.c: private memory of pid and its descendants, from /proc. */
+uint64_t memwatch_tree_rss(pid_t pid);

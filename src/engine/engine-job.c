@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/* One job: starting it on a ready sandbox, its phase deadlines, what it
+ * sees while it runs, and its result. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "engine-internal.h"
+#include "macro.h"
+
+static void job_on_deadline(evutil_socket_t fd, short what, void *arg);
+static void job_on_watch(evutil_socket_t fd, short what, void *arg);
+
+void job_set_deadline(Job *j, int64_t ms)
+{
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+        evtimer_add(j->deadline, &tv);
+}
+
+void job_free(Job *j)
+{
+        assert_se(!j->sb);
+        TAILQ_REMOVE(&j->e->jobs, j, link);
+        if (j->deadline)
+                event_free(j->deadline);
+        if (j->ev_watch)
+                event_free(j->ev_watch);
+        free(j->code);
+        free(j->stdin_data);
+        free(j->out);
+        free(j->err);
+        free(j->message);
+        free(j->result_repr);
+        json_decref(j->value);
+        json_decref(j->error_info);
+        run_result_clear(&j->res);
+        free(j);
+}
+
+void job_append_output(Job *j, bool is_err, const char *buf, size_t n)
+{
+        char **dst = is_err ? &j->err : &j->out;
+        size_t *len = is_err ? &j->err_len : &j->out_len;
+        bool *trunc = is_err ? &j->err_trunc : &j->out_trunc;
+        size_t limit = (size_t)j->e->cfg.output_limit;
+
+        if (*len + n > limit) {
+                n = limit - *len;
+                *trunc = true;
+        }
+        if (n > 0) {
+                char *p = realloc(*dst, *len + n + 1);
+                if (!p) {
+                        *trunc = true;
+                        return;
+                }
+                memcpy(p + *len, buf, n);
+                *dst = p;
+                *len += n;
+        }
+        if (*trunc && !j->oc.output_exceeded) {
+                j->oc.output_exceeded = true;
+                sandbox_kill(j->sb);
+        }
+}
+
+/* The result frame of docs/ARCHITECTURE.md; have_result stays false when
+ * it is malformed. */
+void job_handle_result(Job *j, json_t *m)
+{
+        const char *status = json_string_value(json_object_get(m, "status"));
+        json_t *code = json_object_get(m, "exit_code");
+        json_t *error = json_object_get(m, "error");
+        json_t *cpu = json_object_get(m, "cpu_time");
+
+        if (!status || (strcmp(status, "success") && strcmp(status, "error")) || !json_is_integer(code) ||
+            !(json_is_null(error) || json_is_object(error)))
+                return;
+        j->oc.have_result = true;
+        j->oc.result_is_error = strcmp(status, "error") == 0;
+        j->oc.result_exit_code = (int)(json_integer_value(code) & 0xff);
+        if (json_is_object(error)) {
+                /* Keep only the documented fields, as strings or ints. */
+                json_t *clean = json_object();
+                static const char *const keys[] = { "type", "module", "message", "traceback" };
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        json_t *v = json_object_get(error, keys[i]);
+                        json_object_set_new(clean, keys[i], json_is_string(v) ? json_incref(v) : json_null());
+                }
+                json_t *line = json_object_get(error, "line");
+                json_object_set_new(clean, "line", json_is_integer(line) ? json_incref(line) : json_null());
+                const char *t = json_string_value(json_object_get(clean, "type"));
+                j->oc.result_memory_error = t && !strcmp(t, "MemoryError");
+                json_decref(j->error_info);
+                j->error_info = clean;
+        }
+        if (json_is_number(cpu))
+                j->runner_cpu = json_number_value(cpu);
+        /* The typed value: untrusted JSON, passed on as it is (clients
+         * decode it strictly); its size is bounded by the frame cap. */
+        json_t *value = json_object_get(m, "result");
+        if (value && !json_is_null(value))
+                j->value = json_incref(value);
+        json_t *rr = json_object_get(m, "result_repr");
+        if (json_is_string(rr) && json_string_length(rr) <= 65536 * 4)
+                j->result_repr = strndup(json_string_value(rr), json_string_length(rr));
+}
+
+void job_start(Job *j)
+{
+        Engine *e = j->e;
+        Sandbox *sb = j->sb;
+
+        assert_se(sb && sb->state == SB_BUSY && (j->state == JOB_QUEUED || j->state == JOB_STARTING));
+        if (sb->has_cg) {
+                if (j->memory_mb != sb->cur_memory_mb &&
+                    cg_set_memory(&sb->cg, (uint64_t)j->memory_mb << 20) < 0) {
+                        job_fail(j, "cannot set the memory limit");
+                        return;
+                }
+                sb->cur_memory_mb = j->memory_mb;
+                (void)cg_reset_peak(&sb->cg);
+                (void)cg_read_stats(&sb->cg, &j->base);
+        }
+        if (j->stdin_len > 0)
+                bufferevent_write(sb->in, j->stdin_data, j->stdin_len);
+        if (sb->in && evbuffer_get_length(bufferevent_get_output(sb->in)) == 0) {
+                bufferevent_free(sb->in);
+                sb->in = NULL;
+        }
+        json_t *msg = json_pack("{s:s, s:s%}", "type", "run", "code", j->code, j->code_len);
+        int r = msg ? sandbox_send_frame(sb, msg) : -ENOMEM;
+        json_decref(msg);
+        if (r < 0) {
+                job_fail(j, "cannot send the program");
+                return;
+        }
+        (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
+        j->state = JOB_RUNNING;
+        e->n_running++;
+        e->stats.runs_started++;
+        j->t_start = now_usec();
+        job_set_deadline(j, j->timeout_ms);
+        if (!sb->has_cg) {
+                struct timeval every = { 0, 10000 };
+                j->ev_watch = event_new(e->base, -1, EV_PERSIST, job_on_watch, j);
+                if (j->ev_watch)
+                        event_add(j->ev_watch, &every);
+        }
+}
+
+static void job_build_result(Job *j)
+{
+        Sandbox *sb = j->sb;
+        RunResult *res = &j->res;
+        CgroupStats st = { 0 };
+
+        if (sb && sb->have_wait_status && !j->oc.have_wait_status) {
+                j->oc.have_wait_status = true;
+                j->oc.wait_status = sb->wait_status;
+        }
+        if (sb && sb->has_cg && j->state == JOB_RUNNING && cg_read_stats(&sb->cg, &st) == 0) {
+                j->oc.oom_kills = st.oom_kills - j->base.oom_kills;
+                res->cpu_time = (double)(st.cpu_usage_ns - MIN(st.cpu_usage_ns, j->base.cpu_usage_ns)) / 1e9;
+                res->memory_used = (double)st.memory_peak / (1024.0 * 1024.0);
+        } else {
+                res->cpu_time = sb && sb->pid_exited && !sb->has_cg ? (double)sb->exit_cpu_us / 1e6 : j->runner_cpu;
+                if (sb && sb->pid > 0 && !sb->pid_exited && j->state == JOB_RUNNING)
+                        j->watch_peak = MAX(j->watch_peak, memwatch_tree_rss(sb->pid));
+                res->memory_used = (double)j->watch_peak / (1024.0 * 1024.0);
+        }
+        if (j->state != JOB_RUNNING && !j->oc.setup_failed && !j->oc.cancelled) {
+                /* It ended before it could run anything: our failure. */
+                j->oc.setup_failed = true;
+                if (!j->message)
+                        j->message = strdup("the sandbox died during set-up");
+        }
+        res->status = run_classify(&j->oc, &res->exit_code, &res->signal);
+        res->execution_time = j->t_start ? (double)(j->t_end - j->t_start) / 1e6 : 0.0;
+        res->out = utf8_sanitize(j->out ? j->out : "", j->out_len, &res->out_len);
+        res->err = utf8_sanitize(j->err ? j->err : "", j->err_len, &res->err_len);
+        res->out_truncated = j->out_trunc;
+        res->err_truncated = j->err_trunc;
+        res->error = j->error_info ? json_incref(j->error_info) : NULL;
+        res->message = j->message ? strdup(j->message) : NULL;
+        res->result_repr = j->result_repr ? strdup(j->result_repr) : NULL;
+        res->result = j->value ? json_incref(j->value) : NULL;
+        res->timeout_ms = j->timeout_ms;
+        res->memory_mb = j->memory_mb;
+}
+
+void job_finish(Job *j)
+{
+        Engine *e = j->e;
+        Sandbox *sb = j->sb;
+
+        if (j->state == JOB_DONE)
+                return;
+        j->t_end = now_usec();
+        if (j->state == JOB_QUEUED && !sb)
+                TAILQ_REMOVE(&e->queued, j, qlink);
+        job_build_result(j);
+        if (j->state == JOB_RUNNING)
+                e->n_running--;
+        j->state = JOB_DONE;
+        evtimer_del(j->deadline);
+        if (j->ev_watch)
+                event_del(j->ev_watch);
+        if (sb) {
+                sb->job = NULL;
+                j->sb = NULL;
+                sandbox_kill(sb); /* first, so that a result frame ends it fast */
+                sandbox_check(sb);
+        }
+        e->stats.runs_finished++;
+        TAILQ_INSERT_TAIL(&e->completed, j, qlink);
+        event_active(e->ev_complete, EV_TIMEOUT, 0);
+}
+
+void job_fail(Job *j, const char *fmt, ...)
+{
+        if (j->state == JOB_DONE)
+                return;
+        if (!j->message) {
+                va_list ap;
+                va_start(ap, fmt);
+                if (vasprintf(&j->message, fmt, ap) < 0)
+                        j->message = NULL;
+                va_end(ap);
+        }
+        j->oc.setup_failed = true;
+        job_finish(j);
+}
+
+static void job_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+        Job *j = arg;
+        Engine *e = j->e;
+
+        switch (j->state) {
+        case JOB_QUEUED:
+                e->stats.deadline_misses++;
+                job_fail(j, "no sandbox became free within %lld ms", (long long)e->cfg.queue_timeout_ms);
+                break;
+        case JOB_STARTING:
+                e->stats.deadline_misses++;
+                job_fail(j, "the sandbox did not start within %lld ms", (long long)e->cfg.start_timeout_ms);
+                break;
+        case JOB_RUNNING:
+                if (!j->kill_sent) {
+                        /* The user's timeout: kill, then allow a bounded grace
+                         * for the sandbox to be seen going. */
+                        j->oc.timed_out = true;
+                        j->kill_sent = true;
+                        sandbox_kill(j->sb);
+                        job_set_deadline(j, e->cfg.kill_grace_ms);
+                        break;
+                }
+                e->stats.deadline_misses++;
+                engine_notice(e, "kill_grace_missed", "sandbox %llu was not seen to stop %lld ms after its timeout",
+                              (unsigned long long)j->sb->id, (long long)e->cfg.kill_grace_ms);
+                job_fail(j, "the sandbox did not stop within %lld ms of its timeout", (long long)e->cfg.kill_grace_ms);
+                break;
+        case JOB_DONE:
+        default:
+                break;
+        }
+}
+
+/* Without a memory cgroup: poll the sandbox's resident size. Coarser than
+ * the cgroup (a fast allocation can overshoot by one interval). */
+static void job_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+        Job *j = arg;
+        if (j->state != JOB_RUNNING || !j->sb || j->sb->pid <= 0)
+                return;
+        uint64_t rss = memwatch_tree_rss(j->sb->pid);
+        j->watch_peak = MAX(j->watch_peak, rss);
+        if (rss > (uint64_t)j->memory_mb << 20) {
+                j->oc.oom_kills = 1;
+                sandbox_kill(j->sb);
+        }
+}
+
+int job_new(Engine *e, Job **ret)
+{
+        Job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->e = e;
+        j->ticket = ++e->next_id;
+        j->t_submit = now_usec();
+        j->state = JOB_QUEUED;
+        TAILQ_INSERT_TAIL(&e->jobs, j, link);
+        j->deadline = evtimer_new(e->base, job_on_deadline, j);
+        if (!j->deadline) {
+                job_free(j);
+                return -ENOMEM;
+        }
+        *ret = j;
+        return 0;
+}

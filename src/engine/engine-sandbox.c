@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: MIT */
+/* One sandbox: spawning it, its ctl channel and pipes, killing it and
+ * waiting until every part of it is gone. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine-internal.h"
+#include "fd-util.h"
+#include "frame.h"
+#include "macro.h"
+#include "zygote-proto.h"
+
+#define DYING_AT_MOST_MS 2000        /* then the janitor takes what is left */
+
+static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg);
+
+static bool sandbox_can_become(SandboxState from, SandboxState to)
+{
+        switch (to) {
+        case SB_IDLE:
+                return from == SB_SPAWNING;
+        case SB_BUSY:
+                return from == SB_SPAWNING || from == SB_IDLE;
+        case SB_DYING:
+                return from != SB_DYING;
+        case SB_SPAWNING:
+        default:
+                return false;
+        }
+}
+
+static void sandbox_set_state(Sandbox *sb, SandboxState s)
+{
+        assert_se(sandbox_can_become(sb->state, s));
+        sb->state = s;
+}
+
+Sandbox *sandbox_by_id(Engine *e, uint64_t id)
+{
+        Sandbox *sb;
+        TAILQ_FOREACH(sb, &e->sandboxes, link)
+                if (sb->id == id)
+                        return sb;
+        return NULL;
+}
+
+void sandbox_set_timer(Sandbox *sb, int64_t ms)
+{
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+        evtimer_add(sb->ev_timer, &tv);
+}
+
+void sandbox_kill(Sandbox *sb)
+{
+        if (sb->init_pidfd >= 0 && !sb->init_exited) {
+                /* Tearing down is background work too. */
+                if (sb->pid > 0 && !sb->pid_exited)
+                        (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, 19);
+                (void)syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0);
+        }
+        /* Also through the cgroup: it reaches a sandbox whose pid 1 we
+         * never learnt (a SPAWNED that was late or lost). */
+        if (sb->has_cg)
+                (void)cg_kill(&sb->cg);
+        sb->killed = true;
+}
+
+/* The sandbox will run nothing more: kill it and wait for it to go. */
+static void sandbox_let_go(Sandbox *sb)
+{
+        if (sb->state == SB_DYING)
+                return;
+        assert_se(!sb->job);
+        if (sb->state == SB_IDLE)
+                pool_remove_idle(sb);
+        sandbox_set_state(sb, SB_DYING);
+        sb->dying_since = now_usec();
+        sandbox_kill(sb);
+        sandbox_set_timer(sb, DYING_AT_MOST_MS);
+}
+
+void sandbox_free(Sandbox *sb)
+{
+        Engine *e = sb->e;
+        assert_se(!sb->job);
+        if (sb->state == SB_IDLE)
+                pool_remove_idle(sb);
+        TAILQ_REMOVE(&e->sandboxes, sb, link);
+        if (sb->ctl)
+                bufferevent_free(sb->ctl);
+        if (sb->in)
+                bufferevent_free(sb->in);
+        if (sb->ev_out)
+                event_free(sb->ev_out);
+        if (sb->ev_err)
+                event_free(sb->ev_err);
+        if (sb->ev_init)
+                event_free(sb->ev_init);
+        if (sb->ev_timer)
+                event_free(sb->ev_timer);
+        safe_close(sb->out_fd);
+        safe_close(sb->err_fd);
+        safe_close(sb->init_pidfd);
+        if (sb->has_cg && cg_destroy(&sb->cg) < 0) {
+                /* Still busy: the janitor removes it once it empties. */
+                for (int i = 0; i < CG_N; i++)
+                        sb->cg.dirfd[i] = safe_close(sb->cg.dirfd[i]);
+        }
+        if (sb->zyg)
+                zyg_unref(sb->zyg);
+        free(sb);
+        if (!e->freeing)
+                engine_dispatch(e);
+}
+
+static bool zyg_gone(const Sandbox *sb)
+{
+        return !sb->zyg || sb->zyg->state == ZYG_DEAD;
+}
+
+/* Both processes are known to be gone, or can no longer be waited for. */
+static bool sandbox_gone(const Sandbox *sb)
+{
+        bool init_done = sb->init_exited || sb->init_pidfd < 0;
+        bool pid_done = sb->pid_exited || sb->pid <= 0 || zyg_gone(sb);
+        return init_done && pid_done;
+}
+
+/* pid 2 is gone. pid 1's exit says so only when pid 2 is in its pid
+ * namespace (the sabotage tests turn that off). */
+static bool sandbox_dead(const Sandbox *sb)
+{
+        return sb->pid_exited || (sb->init_exited && (sb->e->opts.layers & ZYG_LAYER_PIDNS));
+}
+
+void sandbox_check(Sandbox *sb)
+{
+        Job *j = sb->job;
+
+        if (j) {
+                if (sb->state == SB_BUSY && sb->init_exited && (sb->pid_exited || zyg_gone(sb))) {
+                        /* Whatever it wrote before it went is in the buffers now. */
+                        sandbox_drain(sb);
+                        job_finish(j);
+                } else if (sb->state == SB_SPAWNING && sandbox_dead(sb)) {
+                        sandbox_drain(sb);
+                        job_fail(j, "the sandbox died during set-up");
+                }
+                return; /* job_finish let go of sb, which now goes on alone */
+        }
+        if (sb->state != SB_DYING) {
+                if (sandbox_dead(sb))
+                        sandbox_let_go(sb);
+                else
+                        return;
+        }
+        if (now_usec() - sb->dying_since < DYING_AT_MOST_MS * 1000ULL) {
+                /* Without a cgroup, only a SPAWNED still in flight brings
+                 * a handle to kill the sandbox by. */
+                if (!sb->spawned && !zyg_gone(sb) && !sb->has_cg)
+                        return;
+                if (!sandbox_gone(sb))
+                        return;
+        }
+        if (sb->has_cg) {
+                int r = cg_destroy(&sb->cg);
+                if (r == -EBUSY && sb->rmdir_tries++ < 200) {
+                        /* Tasks are still leaving (or forking): kill again, retry shortly. */
+                        (void)cg_kill(&sb->cg);
+                        sandbox_set_timer(sb, 5);
+                        return;
+                }
+                if (r == 0)
+                        sb->has_cg = false;
+        }
+        sandbox_free(sb);
+}
+
+static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+        Sandbox *sb = arg;
+
+        if (sb->state == SB_SPAWNING) {
+                /* The start deadline. A SPAWNED that never came means the
+                 * zygote is not doing its job: replace it. */
+                if (!sb->spawned && sb->zyg && sb->zyg->state == ZYG_READY) {
+                        engine_notice(sb->e, "spawn_lost", "sandbox %llu: no SPAWNED from the zygote; replacing it",
+                                      (unsigned long long)sb->id);
+                        zyg_retire(sb->zyg);
+                        (void)zyg_start(sb->e);
+                }
+                if (sb->job) {
+                        job_fail(sb->job, "the sandbox did not start within %lld ms",
+                                 (long long)sb->e->cfg.start_timeout_ms);
+                        return;
+                }
+                sandbox_let_go(sb);
+        }
+        sandbox_check(sb);
+}
+
+static void sandbox_on_init_exit(evutil_socket_t fd, short what, void *arg)
+{
+        Sandbox *sb = arg;
+        sb->init_exited = true;
+        sandbox_check(sb);
+}
+
+void sandbox_on_exited(Sandbox *sb, int status, uint64_t cpu_us)
+{
+        sb->pid_exited = true;
+        sb->have_wait_status = true;
+        sb->wait_status = status;
+        sb->exit_cpu_us = cpu_us;
+        /* pid 2 is gone: end the rest of the sandbox. */
+        sandbox_kill(sb);
+        sandbox_check(sb);
+}
+
+void sandbox_zygote_died(Sandbox *sb)
+{
+        if (sb->job)
+                job_fail(sb->job, "the zygote died");
+        else
+                sandbox_let_go(sb);
+        sandbox_check(sb);
+}
+
+static void sandbox_ready(Sandbox *sb)
+{
+        Engine *e = sb->e;
+
+        evtimer_del(sb->ev_timer);
+        if (sb->job) {
+                sandbox_set_state(sb, SB_BUSY);
+                job_start(sb->job);
+                return;
+        }
+        sandbox_set_state(sb, SB_IDLE);
+        TAILQ_INSERT_TAIL(&e->idle, sb, ilink);
+        e->n_idle++;
+        engine_dispatch(e);
+}
+
+void sandbox_on_spawned(Sandbox *sb, int error, const char *message, pid_t pid, pid_t init_pid, int pidfd)
+{
+        sb->spawned = true;
+        if (error < 0 || pidfd < 0) {
+                safe_close(pidfd);
+                if (sb->job && sb->state == SB_SPAWNING)
+                        job_fail(sb->job, "spawning the sandbox failed: %.*s", 127, message);
+                else
+                        sandbox_let_go(sb);
+                sandbox_check(sb);
+                return;
+        }
+        sb->pid = pid;
+        sb->init_pid = init_pid;
+        sb->init_pidfd = pidfd;
+        sb->ev_init = event_new(sb->e->base, pidfd, EV_READ, sandbox_on_init_exit, sb);
+        if (sb->ev_init)
+                event_add(sb->ev_init, NULL);
+        if (sb->killed || !sb->ev_init) {
+                /* Late: its deadline passed already. */
+                sandbox_kill(sb);
+                sandbox_check(sb);
+                return;
+        }
+        if (sb->ready_frame && sb->state == SB_SPAWNING)
+                sandbox_ready(sb);
+}
+
+void sandbox_attach(Sandbox *sb, Job *j)
+{
+        assert_se(!sb->job && !j->sb && (sb->state == SB_IDLE || sb->state == SB_SPAWNING));
+        sb->job = j;
+        j->sb = sb;
+        if (sb->state == SB_IDLE) {
+                pool_remove_idle(sb);
+                sandbox_set_state(sb, SB_BUSY);
+                job_start(j);
+                return;
+        }
+        j->state = JOB_STARTING;
+        job_set_deadline(j, sb->e->cfg.start_timeout_ms);
+}
+
+static void sandbox_protocol_error(Sandbox *sb, const char *why)
+{
+        Job *j = sb->job;
+        if (j && j->state == JOB_RUNNING) {
+                j->oc.protocol_error = true;
+                if (!j->message)
+                        j->message = strdup(why);
+        }
+        sandbox_kill(sb);
+}
+
+/* One frame from the sandbox; false when nothing more should be read. */
+static bool sandbox_handle_frame(Sandbox *sb, const char *data, size_t len, bool draining)
+{
+        json_error_t jerr;
+        json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        const char *type = json_string_value(json_object_get(m, "type"));
+        Job *j = sb->job;
+        bool more = true;
+
+        if (type && !strcmp(type, "ready") && sb->state == SB_SPAWNING && !sb->ready_frame) {
+                sb->ready_frame = true;
+                if (sb->spawned && !draining)
+                        sandbox_ready(sb);
+        } else if (type && !strcmp(type, "setup_error") && sb->state == SB_SPAWNING) {
+                const char *stage = json_string_value(json_object_get(m, "stage"));
+                const char *msg = json_string_value(json_object_get(m, "message"));
+                if (j)
+                        job_fail(j, "sandbox set-up failed at %.64s: %.128s", stage ? stage : "?", msg ? msg : "?");
+                else
+                        sandbox_let_go(sb);
+                more = false;
+        } else if (type && !strcmp(type, "result") && j && j->state == JOB_RUNNING && !j->oc.have_result) {
+                job_handle_result(j, m);
+                if (!j->oc.have_result)
+                        sandbox_protocol_error(sb, "the sandbox broke the control protocol");
+                else if (!draining)
+                        job_finish(j);
+                more = false;
+        } else {
+                sandbox_protocol_error(sb, "the sandbox broke the control protocol");
+                more = false;
+        }
+        json_decref(m);
+        return more;
+}
+
+/* Parses the whole frames in ctl's input buffer. */
+static void sandbox_parse_ctl(Sandbox *sb, bool draining)
+{
+        struct evbuffer *in = bufferevent_get_input(sb->ctl);
+        uint64_t id = sb->id;
+        Engine *e = sb->e;
+
+        for (;;) {
+                size_t avail = evbuffer_get_length(in), plen;
+                uint8_t *p = evbuffer_pullup(in, (ssize_t)MIN(avail, FRAME_HEADER_SIZE));
+                int k = p ? frame_peek(p, avail, (size_t)e->cfg.max_result_bytes, &plen) : 0;
+                if (k < 0) {
+                        evbuffer_drain(in, avail);
+                        bufferevent_disable(sb->ctl, EV_READ);
+                        sandbox_protocol_error(sb, "the sandbox sent an oversized message");
+                        return;
+                }
+                if (k == 0)
+                        return;
+                p = evbuffer_pullup(in, (ssize_t)(FRAME_HEADER_SIZE + plen));
+                char *copy = p ? strndup((const char *)p + FRAME_HEADER_SIZE, plen) : NULL;
+                evbuffer_drain(in, FRAME_HEADER_SIZE + plen);
+                if (!copy) {
+                        sandbox_protocol_error(sb, "out of memory reading the sandbox");
+                        return;
+                }
+                bool more = sandbox_handle_frame(sb, copy, plen, draining);
+                free(copy);
+                /* Handling may have finished the job and let go of sb, but
+                 * never frees it here: sandbox_free runs from sb's own events. */
+                if (!more || sandbox_by_id(e, id) != sb || sb->state == SB_DYING)
+                        return;
+        }
+}
+
+static void sandbox_on_ctl_read(struct bufferevent *bev, void *arg)
+{
+        sandbox_parse_ctl(arg, false);
+}
+
+static void sandbox_on_ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+        /* EOF or error: the process is going away; its exit status and
+         * pid 1's exit finish the run. */
+        bufferevent_disable(bev, EV_READ);
+}
+
+/* Reads what is there; false once the pipe is at EOF. */
+static bool drain_pipe(Sandbox *sb, bool is_err)
+{
+        int *fd = is_err ? &sb->err_fd : &sb->out_fd;
+        char buf[65536];
+
+        while (*fd >= 0) {
+                ssize_t n = read(*fd, buf, sizeof(buf));
+                if (n > 0) {
+                        if (sb->job && sb->job->state == JOB_RUNNING)
+                                job_append_output(sb->job, is_err, buf, (size_t)n);
+                        continue;
+                }
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return true;
+                struct event **ev = is_err ? &sb->ev_err : &sb->ev_out;
+                if (*ev) {
+                        event_free(*ev);
+                        *ev = NULL;
+                }
+                *fd = safe_close(*fd);
+                return false;
+        }
+        return false;
+}
+
+static void sandbox_on_out(evutil_socket_t fd, short what, void *arg)
+{
+        Sandbox *sb = arg;
+        (void)drain_pipe(sb, fd == sb->err_fd);
+}
+
+void sandbox_drain(Sandbox *sb)
+{
+        (void)drain_pipe(sb, false);
+        (void)drain_pipe(sb, true);
+        if (!sb->ctl)
+                return;
+        /* A bufferevent reads 16 KiB per loop pass: take the rest of a
+         * large result now, before the socket goes with the sandbox. */
+        struct evbuffer *in = bufferevent_get_input(sb->ctl);
+        int fd = bufferevent_getfd(sb->ctl);
+        size_t cap = (size_t)sb->e->cfg.max_result_bytes + FRAME_HEADER_SIZE;
+        while (fd >= 0 && evbuffer_get_length(in) <= cap && evbuffer_read(in, fd, 65536) > 0)
+                ;
+        sandbox_parse_ctl(sb, true);
+}
+
+int sandbox_send_frame(Sandbox *sb, json_t *obj)
+{
+        char *s = json_dumps(obj, JSON_COMPACT);
+        if (!s)
+                return -ENOMEM;
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        size_t len = strlen(s);
+        frame_put_header(hdr, (uint32_t)len);
+        struct evbuffer *out = bufferevent_get_output(sb->ctl);
+        int ok = evbuffer_add(out, hdr, sizeof(hdr)) == 0 && evbuffer_add(out, s, len) == 0;
+        free(s);
+        return ok ? 0 : -ENOMEM;
+}
+
+static void sandbox_on_stdin_written(struct bufferevent *bev, void *arg)
+{
+        Sandbox *sb = arg;
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && sb->in) {
+                bufferevent_free(sb->in);
+                sb->in = NULL;
+        }
+}
+
+static void sandbox_on_stdin_event(struct bufferevent *bev, short what, void *arg)
+{
+        Sandbox *sb = arg;
+        /* The program closed stdin early: fine. */
+        bufferevent_free(sb->in);
+        sb->in = NULL;
+}
+
+static int sandbox_make_cgroup(Sandbox *sb, int64_t memory_mb, int *cgfds)
+{
+        Engine *e = sb->e;
+        char name[32];
+        CgroupLimits lim = {
+                .memory_bytes = (uint64_t)memory_mb << 20,
+                .pids_max = (uint64_t)e->cfg.pids_max,
+                .cpu_percent = (uint32_t)e->cfg.cpu_percent,
+        };
+
+        if (e->fault_cgroup[0] && access(e->fault_cgroup, F_OK) == 0)
+                return -EIO; /* test-only fault injection (make chaos) */
+        snprintf(name, sizeof(name), "run-%llu", (unsigned long long)sb->id);
+        int r = cg_create(&e->cgroot, name, &lim, &sb->cg);
+        if (r < 0)
+                return r;
+        sb->has_cg = true;
+        sb->cur_memory_mb = memory_mb;
+        return cg_open_procs(&sb->cg, cgfds, CG_N);
+}
+
+static int sandbox_send_spawn(Sandbox *sb, int in, int out, int err, int ctl, const int *cgfds, int n_cg)
+{
+        Engine *e = sb->e;
+        ZygSpawn m = {
+                .type = ZYG_MSG_SPAWN,
+                .n_cgroup_fds = (uint32_t)n_cg,
+                .id = sb->id,
+                .layers = e->opts.layers,
+                .limits = {
+                        .tmpfs_bytes = (uint64_t)e->cfg.tmpfs_mb << 20,
+                        .tmpfs_inodes = (uint64_t)e->cfg.tmpfs_inodes,
+                        .fsize_bytes = (uint64_t)e->cfg.tmpfs_mb << 20,
+                        .stack_bytes = (uint64_t)e->cfg.stack_mb << 20,
+                        .nofile = (uint32_t)e->cfg.nofile,
+                        .cpu_seconds = (uint32_t)(e->cfg.max_timeout_ms / 1000 + 2),
+                        /* No pids cgroup: RLIMIT_NPROC, shared by all sandboxes of
+                         * the same host uid, is the only brake on fork bombs. */
+                        .nproc = e->cgroot.mode == CGROUP_MODE_NONE ? (uint32_t)e->cfg.pids_max : 0,
+                },
+        };
+        int fds[4 + CG_N] = { in, out, err, ctl };
+        for (int i = 0; i < n_cg; i++)
+                fds[4 + i] = cgfds[i];
+        ssize_t n = fd_send_with_fds(sb->zyg->sock, &m, sizeof(m), fds, 4 + (size_t)n_cg);
+        return n < 0 ? (int)n : 0;
+}
+
+int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
+{
+        Zyg *z = e->current;
+        _cleanup_close_pair_ int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 },
+                                 ctl[2] = { -1, -1 };
+        int cgfds[CG_N];
+        int n_cg = 0, r;
+
+        if (!z || z->state != ZYG_READY)
+                return -EAGAIN;
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+                return -errno;
+        Sandbox *sb = calloc(1, sizeof(*sb));
+        if (!sb)
+                return -ENOMEM;
+        sb->e = e;
+        sb->id = ++e->next_id;
+        sb->state = SB_SPAWNING;
+        sb->out_fd = sb->err_fd = sb->init_pidfd = -1;
+        sb->born = now_usec();
+        cg_init(&sb->cg);
+        TAILQ_INSERT_TAIL(&e->sandboxes, sb, link);
+
+        if (e->cgroot.mode != CGROUP_MODE_NONE || e->fault_cgroup[0]) {
+                n_cg = sandbox_make_cgroup(sb, memory_mb, cgfds);
+                if (n_cg < 0) {
+                        r = n_cg;
+                        goto fail;
+                }
+        }
+        sb->zyg = z;
+        z->nsandboxes++;
+        r = sandbox_send_spawn(sb, in[0], out[1], err[1], ctl[1], cgfds, n_cg);
+        for (int i = 0; i < n_cg; i++)
+                close(cgfds[i]);
+        if (r < 0)
+                goto fail;
+        z->forks++;
+
+        sb->out_fd = TAKE_FD(out[0]);
+        sb->err_fd = TAKE_FD(err[0]);
+        (void)fd_nonblock(sb->out_fd, 1);
+        (void)fd_nonblock(sb->err_fd, 1);
+        (void)fd_nonblock(in[1], 1);
+        (void)fd_nonblock(ctl[0], 1);
+        sb->ev_out = event_new(e->base, sb->out_fd, EV_READ | EV_PERSIST, sandbox_on_out, sb);
+        sb->ev_err = event_new(e->base, sb->err_fd, EV_READ | EV_PERSIST, sandbox_on_out, sb);
+        sb->ev_timer = evtimer_new(e->base, sandbox_on_timer, sb);
+        sb->in = bufferevent_socket_new(e->base, TAKE_FD(in[1]), BEV_OPT_CLOSE_ON_FREE);
+        sb->ctl = bufferevent_socket_new(e->base, TAKE_FD(ctl[0]), BEV_OPT_CLOSE_ON_FREE);
+        if (!sb->ev_out || !sb->ev_err || !sb->ev_timer || !sb->in || !sb->ctl) {
+                /* The zygote has it already: it has to die like any other. */
+                if (!sb->ev_timer)
+                        return -ENOMEM; /* cannot even be timed: leaked to the janitor */
+                sb->state = SB_DYING;
+                sb->dying_since = now_usec();
+                sandbox_set_timer(sb, DYING_AT_MOST_MS);
+                return -ENOMEM;
+        }
+        event_add(sb->ev_out, NULL);
+        event_add(sb->ev_err, NULL);
+        bufferevent_setcb(sb->in, NULL, sandbox_on_stdin_written, sandbox_on_stdin_event, sb);
+        bufferevent_setcb(sb->ctl, sandbox_on_ctl_read, NULL, sandbox_on_ctl_event, sb);
+        bufferevent_enable(sb->ctl, EV_READ | EV_WRITE);
+        sandbox_set_timer(sb, e->cfg.start_timeout_ms);
+
+        /* Past max forks, start a fresh zygote in the background. */
+        if (z->forks >= (uint64_t)e->cfg.zygote_max_forks) {
+                Zyg *y;
+                bool starting = false;
+                TAILQ_FOREACH(y, &e->zygs, link)
+                        starting |= y->state == ZYG_STARTING;
+                if (!starting)
+                        (void)zyg_start(e);
+        }
+        *ret = sb;
+        return 0;
+fail:
+        sb->state = SB_DYING;
+        sandbox_free(sb);
+        return r;
+}

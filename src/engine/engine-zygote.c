@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/* Zygote supervision: start, the READY/SPAWNED/EXITED messages, the
+ * watchdog, death and restart. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine-internal.h"
+#include "fd-util.h"
+#include "macro.h"
+#include "zygote-proto.h"
+
+#define WATCH_EVERY_MS 250
+#define PONG_WITHIN_US 500000        /* stopped or stuck past this: replaced */
+#define ZYG_START_WITHIN_US (120 * 1000000ULL)
+
+void zyg_free(Zyg *z)
+{
+        TAILQ_REMOVE(&z->e->zygs, z, link);
+        if (z->ev_sock)
+                event_free(z->ev_sock);
+        if (z->ev_pid)
+                event_free(z->ev_pid);
+        if (z->ev_watch)
+                event_free(z->ev_watch);
+        safe_close(z->sock);
+        if (z->pidfd >= 0) {
+                /* Only when the engine itself goes. Its socket's EOF lets the
+                 * zygote end its factory first; then a last, bounded reap. */
+                struct pollfd p = { .fd = z->pidfd, .events = POLLIN };
+                if (z->state != ZYG_DEAD)
+                        (void)poll(&p, 1, 500);
+                (void)syscall(SYS_pidfd_send_signal, z->pidfd, SIGKILL, NULL, 0);
+                siginfo_t si;
+                (void)waitid(P_PIDFD, (id_t)z->pidfd, &si, WEXITED);
+                close(z->pidfd);
+        }
+        free(z);
+}
+
+/* Frees a zygote once it is reaped, its socket closed and no sandbox names it. */
+static void zyg_free_if_done(Zyg *z)
+{
+        if (z->reaped && z->sock < 0 && z->nsandboxes == 0)
+                zyg_free(z);
+}
+
+static void zyg_close_sock(Zyg *z)
+{
+        if (z->ev_sock) {
+                event_free(z->ev_sock);
+                z->ev_sock = NULL;
+        }
+        if (z->ev_watch) {
+                event_free(z->ev_watch);
+                z->ev_watch = NULL;
+        }
+        z->sock = safe_close(z->sock);
+}
+
+void zyg_unref(Zyg *z)
+{
+        assert_se(z->nsandboxes > 0);
+        if (--z->nsandboxes > 0)
+                return;
+        if (z->state == ZYG_RETIRING)
+                zyg_close_sock(z); /* closing the socket makes it exit */
+        zyg_free_if_done(z);
+}
+
+void zyg_retire(Zyg *z)
+{
+        Engine *e = z->e;
+        if (z->state != ZYG_READY && z->state != ZYG_STARTING)
+                return;
+        z->state = ZYG_RETIRING;
+        if (e->current == z)
+                e->current = NULL;
+        /* Idle sandboxes of the old zygote are dropped. */
+        Sandbox *sb, *tmp;
+        TAILQ_FOREACH_SAFE(sb, &e->idle, ilink, tmp)
+                if (sb->zyg == z) {
+                        pool_remove_idle(sb);
+                        sandbox_kill(sb);
+                }
+        if (z->nsandboxes == 0)
+                zyg_close_sock(z);
+}
+
+static void zyg_kill(Zyg *z)
+{
+        if (z->pidfd >= 0)
+                (void)syscall(SYS_pidfd_send_signal, z->pidfd, SIGKILL, NULL, 0);
+}
+
+void zyg_dead(Zyg *z, const char *why)
+{
+        Engine *e = z->e;
+        bool was_current = z == e->current;
+
+        if (z->state == ZYG_DEAD)
+                return;
+        z->state = ZYG_DEAD;
+        e->stats.zygote_deaths++;
+        zyg_kill(z); /* it may only be stuck */
+        zyg_close_sock(z);
+        if (was_current)
+                e->current = NULL;
+
+        z->nsandboxes++; /* keep z while its sandboxes let go of it */
+        Sandbox *sb, *tmp;
+        TAILQ_FOREACH_SAFE(sb, &e->sandboxes, link, tmp)
+                if (sb->zyg == z)
+                        sandbox_zygote_died(sb);
+        if (!e->freeing) {
+                if (!e->ready_reported) {
+                        /* It never came up: tell the caller, do not loop. */
+                        e->ready_reported = true;
+                        if (e->opts.on_ready)
+                                e->opts.on_ready(e, -EIO, why, e->opts.userdata);
+                } else if (!e->current) {
+                        engine_notice(e, "zygote_died", "%s; starting a new one", why);
+                        struct timeval tv = { 0, e->restart_failures < 5 ? 10000 : 500000 };
+                        e->restart_failures++;
+                        event_add(e->ev_restart, &tv);
+                }
+        }
+        zyg_unref(z);
+}
+
+static void zyg_on_pid(evutil_socket_t fd, short what, void *arg)
+{
+        Zyg *z = arg;
+        siginfo_t si = { 0 };
+        (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+        event_free(z->ev_pid);
+        z->ev_pid = NULL;
+        z->pidfd = safe_close(z->pidfd);
+        z->reaped = true;
+        if (z->state != ZYG_DEAD)
+                zyg_dead(z, "the zygote exited");
+        else
+                zyg_free_if_done(z);
+}
+
+/* The watchdog: a zygote that does not answer a ping in time is stopped or
+ * stuck, and every run behind it would wait forever. */
+static void zyg_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+        Zyg *z = arg;
+        usec_t now = now_usec();
+
+        if (z->state == ZYG_STARTING) {
+                if (now - z->started > ZYG_START_WITHIN_US)
+                        zyg_dead(z, "the zygote did not start in time");
+                return;
+        }
+        if (z->ping_sent) {
+                if (now - z->ping_sent > PONG_WITHIN_US) {
+                        z->e->stats.watchdog_kills++;
+                        zyg_dead(z, "the zygote stopped answering");
+                }
+                return;
+        }
+        ZygPing p = { .type = ZYG_MSG_PING, .seq = now };
+        z->ping_sent = now;
+        (void)send(z->sock, &p, sizeof(p), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void zyg_on_ready(Zyg *z, const ZygReady *m, const char *info)
+{
+        Engine *e = z->e;
+        Zyg *old = e->current;
+
+        if (m->version != ZYG_PROTO_VERSION) {
+                char why[128];
+                snprintf(why, sizeof(why), "zygote protocol %u, expected %u (a stale install?)", m->version,
+                         ZYG_PROTO_VERSION);
+                zyg_dead(z, why);
+                return;
+        }
+        z->state = ZYG_READY;
+        z->factory_pid = m->factory_pid;
+        snprintf(e->info, sizeof(e->info), "%s", info);
+        e->restart_failures = 0;
+        if (old && old != z)
+                zyg_retire(old);
+        e->current = z;
+        if (!e->ready_reported) {
+                e->ready_reported = true;
+                if (e->opts.on_ready)
+                        e->opts.on_ready(e, 0, NULL, e->opts.userdata);
+        }
+        engine_dispatch(e);
+}
+
+static void zyg_handle(Zyg *z, const char *buf, size_t n, int *fds, size_t *nfds)
+{
+        uint32_t type = n >= sizeof(ZygHeader) ? ((const ZygHeader *)buf)->type : 0;
+
+        if (type == ZYG_MSG_READY && z->state == ZYG_STARTING && n > sizeof(ZygReady)) {
+                zyg_on_ready(z, (const ZygReady *)buf, buf + sizeof(ZygReady));
+        } else if (type == ZYG_MSG_ERROR) {
+                char why[300];
+                snprintf(why, sizeof(why), "zygote: %s", buf + sizeof(ZygHeader));
+                zyg_dead(z, why);
+        } else if (type == ZYG_MSG_PONG && n == sizeof(ZygPing)) {
+                z->ping_sent = 0;
+        } else if (type == ZYG_MSG_SPAWNED && n == sizeof(ZygSpawned)) {
+                const ZygSpawned *m = (const ZygSpawned *)buf;
+                Sandbox *sb = sandbox_by_id(z->e, m->id);
+                /* Only the first SPAWNED for a sandbox of this zygote counts. */
+                if (sb && sb->zyg == z && !sb->spawned) {
+                        sandbox_on_spawned(sb, m->error, m->message, m->pid, m->init_pid,
+                                           *nfds > 0 ? fds[0] : -1);
+                        if (*nfds > 0) {
+                                memmove(fds, fds + 1, (*nfds - 1) * sizeof(int));
+                                (*nfds)--;
+                        }
+                }
+        } else if (type == ZYG_MSG_EXITED && n == sizeof(ZygExited)) {
+                const ZygExited *m = (const ZygExited *)buf;
+                Sandbox *sb = sandbox_by_id(z->e, m->id);
+                if (sb && sb->zyg == z && sb->spawned && sb->pid == m->pid)
+                        sandbox_on_exited(sb, m->status, m->utime_us + m->stime_us);
+        }
+}
+
+static void zyg_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+        Zyg *z = arg;
+        static char buf[ZYG_MSG_MAX];
+
+        /* A bounded batch per wake-up, so a flood cannot starve the loop. */
+        for (int i = 0; i < 64 && z->sock >= 0; i++) {
+                int fds[4];
+                size_t nfds = 0;
+                ssize_t n = fd_recv_with_fds(fd, buf, sizeof(buf) - 1, fds, ELEMENTSOF(fds), &nfds);
+                if (n == -EAGAIN || n == -EINTR)
+                        return;
+                if (n <= 0) {
+                        zyg_dead(z, "the zygote exited");
+                        return;
+                }
+                buf[n] = '\0';
+                zyg_handle(z, buf, (size_t)n, fds, &nfds);
+                for (size_t k = 0; k < nfds; k++)
+                        close(fds[k]);
+        }
+}
+
+static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock);
+
+int zyg_start(Engine *e)
+{
+        pid_t pid;
+        int sock, r;
+
+        if (e->opts.test_zygote_pid > 0) {
+                pid = e->opts.test_zygote_pid;
+                sock = fcntl(e->opts.test_zygote_fd, F_DUPFD_CLOEXEC, 3);
+                if (sock < 0)
+                        return -errno;
+        } else {
+                r = zyg_spawn(e, &pid, &sock);
+                if (r < 0)
+                        return r;
+        }
+        Zyg *z = calloc(1, sizeof(*z));
+        if (!z) {
+                safe_close(sock);
+                return -ENOMEM;
+        }
+        z->e = e;
+        z->pid = pid;
+        z->sock = sock;
+        z->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (z->pidfd < 0) {
+                /* Without a pidfd it could be neither watched nor reaped. */
+                r = -errno;
+                (void)kill(pid, SIGKILL);
+                (void)waitpid(pid, NULL, WNOHANG);
+                safe_close(z->sock);
+                free(z);
+                return r;
+        }
+        z->state = ZYG_STARTING;
+        z->started = now_usec();
+        (void)fd_nonblock(z->sock, 1);
+        z->ev_sock = event_new(e->base, z->sock, EV_READ | EV_PERSIST, zyg_on_sock, z);
+        z->ev_pid = event_new(e->base, z->pidfd, EV_READ, zyg_on_pid, z);
+        z->ev_watch = event_new(e->base, -1, EV_PERSIST, zyg_on_watch, z);
+        TAILQ_INSERT_TAIL(&e->zygs, z, link);
+        if (!z->ev_sock || !z->ev_pid || !z->ev_watch) {
+                z->reaped = true;
+                zyg_free(z);
+                return -ENOMEM;
+        }
+        struct timeval every = { 0, WATCH_EVERY_MS * 1000 };
+        event_add(z->ev_sock, NULL);
+        event_add(z->ev_pid, NULL);
+        event_add(z->ev_watch, &every);
+        e->stats.zygote_starts++;
+        if (!e->current)
+                e->current = z;
+        return 0;
+}
+
+static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
+{
+        _cleanup_close_pair_ int sp[2] = { -1, -1 };
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        char fdarg[16], uidarg[24], spawned[96];
+        int r;
+
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+                return -errno;
+        snprintf(fdarg, sizeof(fdarg), "%d", ZYG_CTL_FD);
+        snprintf(uidarg, sizeof(uidarg), "%lld", (long long)e->cfg.sandbox_uid);
+        char *argv[] = { "pyrunner-zygote", fdarg, e->cfg.preload, uidarg, NULL };
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, sp[1], ZYG_CTL_FD);
+        /* A clean environment: /proc/self/environ of every sandbox shows
+         * the zygote's initial one, whatever Python does later. */
+        char *envp[4] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL, NULL };
+        if (e->test_spawned[0]) {
+                snprintf(spawned, sizeof(spawned), "PYRUNNER_TEST_SPAWNED=%s", e->test_spawned);
+                envp[2] = spawned;
+        }
+        r = posix_spawn(&pid, e->zygote_path, &fa, NULL, argv, envp);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return -r;
+        *ret_pid = pid;
+        *ret_sock = TAKE_FD(sp[0]);
+        return 0;
+}
+
+void engine_on_restart(evutil_socket_t fd, short what, void *arg)
+{
+        Engine *e = arg;
+        if (e->current || e->freeing)
+                return;
+        if (zyg_start(e) < 0) {
+                struct timeval tv = { 1, 0 };
+                event_add(e->ev_restart, &tv);
+        }
+}
