@@ -787,6 +787,11 @@ static void on_self_test(const RunResult *res, void *userdata)
         }
 }
 
+static void on_engine_notice(Engine *e, const char *event, const char *detail, void *userdata)
+{
+        log_json(json_pack("{s:s, s:s, s:s, s:s}", "level", "warning", "msg", "engine", "event", event, "detail", detail));
+}
+
 static void on_engine_ready(Engine *e, int error, const char *message, void *userdata)
 {
         if (error < 0) {
@@ -1003,7 +1008,7 @@ int main(int argc, char **argv)
                 fail_config("out of memory");
 
         /* The zygote is a separate program started now, before we serve. */
-        EngineOptions opts = { .layers = ZYG_LAYER_ALL, .on_ready = on_engine_ready };
+        EngineOptions opts = { .layers = ZYG_LAYER_ALL, .on_ready = on_engine_ready, .on_notice = on_engine_notice };
         int r = engine_new(D.base, &D.cfg, &opts, &D.engine);
         if (r < 0)
                 fail_config("cannot start the engine: %s", strerror(-r));

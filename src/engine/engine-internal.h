@@ -45,6 +45,7 @@ struct Zyg {
         unsigned nsandboxes;         /* sandboxes that still name it */
         bool reaped;
         usec_t started, ping_sent;   /* ping_sent 0: no ping outstanding */
+        usec_t closed;               /* when its socket was closed */
         TAILQ_ENTRY(Zyg) link;
 };
 
@@ -124,6 +125,7 @@ struct Engine {
         char zygote_path[4096];
         char fault_cgroup[256];      /* test-only fault file, "" when off */
         char test_spawned[64];       /* test-only zygote sabotage, "" when off */
+        bool no_watchdog, no_janitor; /* test-only sabotage */
         CgroupRoot cgroot;
         struct ZygList zygs;
         Zyg *current;
@@ -154,6 +156,8 @@ void engine_on_restart(evutil_socket_t fd, short what, void *arg);
 /* engine-sandbox.c */
 int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret);
 void sandbox_kill(Sandbox *sb);
+/* To DYING: it runs nothing more (a job is done with it, or it failed). */
+void sandbox_let_go(Sandbox *sb);
 /* Makes progress after any event; may finish its job or free it. */
 void sandbox_check(Sandbox *sb);
 void sandbox_on_spawned(Sandbox *sb, int error, const char *message, pid_t pid, pid_t init_pid, int pidfd);
@@ -173,6 +177,8 @@ int job_new(Engine *e, Job **ret);
 void job_start(Job *j);
 /* Ends the job now: what it saw becomes its result; its sandbox is let go. */
 void job_finish(Job *j);
+/* Back to the head of the queue: its sandbox's zygote died before it ran. */
+void job_requeue(Job *j);
 void job_fail(Job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void job_append_output(Job *j, bool is_err, const char *buf, size_t n);
 void job_handle_result(Job *j, json_t *m);

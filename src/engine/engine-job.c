@@ -212,14 +212,26 @@ void job_finish(Job *j)
         if (j->ev_watch)
                 event_del(j->ev_watch);
         if (sb) {
+                /* A sandbox runs one job: it goes now (killed first, so that
+                 * a result frame ends it fast). */
                 sb->job = NULL;
                 j->sb = NULL;
-                sandbox_kill(sb); /* first, so that a result frame ends it fast */
+                sandbox_let_go(sb);
                 sandbox_check(sb);
         }
         e->stats.runs_finished++;
         TAILQ_INSERT_TAIL(&e->completed, j, qlink);
         event_active(e->ev_complete, EV_TIMEOUT, 0);
+}
+
+void job_requeue(Job *j)
+{
+        Engine *e = j->e;
+        assert_se(j->state == JOB_STARTING);
+        j->sb = NULL;
+        j->state = JOB_QUEUED;
+        TAILQ_INSERT_HEAD(&e->queued, j, qlink);
+        job_set_deadline(j, e->cfg.queue_timeout_ms);
 }
 
 void job_fail(Job *j, const char *fmt, ...)

@@ -76,7 +76,7 @@ void sandbox_kill(Sandbox *sb)
 }
 
 /* The sandbox will run nothing more: kill it and wait for it to go. */
-static void sandbox_let_go(Sandbox *sb)
+void sandbox_let_go(Sandbox *sb)
 {
         if (sb->state == SB_DYING)
                 return;
@@ -229,10 +229,15 @@ void sandbox_on_exited(Sandbox *sb, int status, uint64_t cpu_us)
 
 void sandbox_zygote_died(Sandbox *sb)
 {
-        if (sb->job)
-                job_fail(sb->job, "the zygote died");
-        else
-                sandbox_let_go(sb);
+        Job *j = sb->job;
+        if (j && j->state == JOB_STARTING) {
+                /* Nothing of it ran yet: the next zygote serves it. */
+                sb->job = NULL;
+                job_requeue(j);
+        } else if (j) {
+                job_fail(j, "the zygote died");
+        }
+        sandbox_let_go(sb);
         sandbox_check(sb);
 }
 

@@ -22,6 +22,9 @@
 #define WATCH_EVERY_MS 250
 #define PONG_WITHIN_US 500000        /* stopped or stuck past this: replaced */
 #define ZYG_START_WITHIN_US (120 * 1000000ULL)
+#define EXIT_WITHIN_US 1000000
+
+static void zyg_kill(Zyg *z);
 
 void zyg_free(Zyg *z)
 {
@@ -60,10 +63,8 @@ static void zyg_close_sock(Zyg *z)
                 event_free(z->ev_sock);
                 z->ev_sock = NULL;
         }
-        if (z->ev_watch) {
-                event_free(z->ev_watch);
-                z->ev_watch = NULL;
-        }
+        if (z->sock >= 0)
+                z->closed = now_usec();
         z->sock = safe_close(z->sock);
 }
 
@@ -159,6 +160,14 @@ static void zyg_on_watch(evutil_socket_t fd, short what, void *arg)
         Zyg *z = arg;
         usec_t now = now_usec();
 
+        if (z->sock < 0) {
+                /* Told to go (its socket closed): it must, within a second. */
+                if (!z->reaped && now - z->closed > EXIT_WITHIN_US)
+                        zyg_kill(z);
+                return;
+        }
+        if (z->e->no_watchdog)
+                return;
         if (z->state == ZYG_STARTING) {
                 if (now - z->started > ZYG_START_WITHIN_US)
                         zyg_dead(z, "the zygote did not start in time");

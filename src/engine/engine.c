@@ -151,6 +151,8 @@ static void read_test_faults(Engine *e)
                 snprintf(e->fault_cgroup, sizeof(e->fault_cgroup), "%s", cg);
         if (sp)
                 snprintf(e->test_spawned, sizeof(e->test_spawned), "%s", sp);
+        e->no_watchdog = getenv("PYRUNNER_TEST_NO_WATCHDOG") != NULL;
+        e->no_janitor = getenv("PYRUNNER_TEST_NO_JANITOR") != NULL;
 }
 
 int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOptions *opts, Engine **ret)
@@ -195,7 +197,8 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
                 return -ENOMEM;
         }
         struct timeval every = { JANITOR_EVERY_MS / 1000, (JANITOR_EVERY_MS % 1000) * 1000 };
-        event_add(e->ev_janitor, &every);
+        if (!e->no_janitor)
+                event_add(e->ev_janitor, &every);
         r = zyg_start(e);
         if (r < 0) {
                 engine_free(e);
