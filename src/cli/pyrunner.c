@@ -24,7 +24,7 @@ typedef struct Cli {
         struct event_base *base;
         Engine *engine;
         RunRequest req;
-        bool json, info_only, have_result, failed_start;
+        bool json, info_only, have_result, copy_failed, failed_start;
         int exit_code;
         RunResult result;
         char start_error[512];
@@ -145,18 +145,7 @@ static void on_done(const RunResult *res, void *userdata)
 {
         Cli *c = userdata;
         c->have_result = true;
-        c->result = *res;
-        /* Output may hold NUL bytes: copy by length. */
-        c->result.out = malloc(res->out_len + 1);
-        c->result.err = malloc(res->err_len + 1);
-        if (c->result.out)
-                memcpy(c->result.out, res->out, res->out_len + 1);
-        if (c->result.err)
-                memcpy(c->result.err, res->err, res->err_len + 1);
-        c->result.error = res->error ? json_incref(res->error) : NULL;
-        c->result.message = res->message ? strdup(res->message) : NULL;
-        c->result.result_repr = NULL;
-        c->result.result = res->result ? json_incref(res->result) : NULL;
+        c->copy_failed = run_result_copy(res, &c->result) < 0;
         struct timeval tv = { 0, 1000 };
         event_add(c->ev_idle, &tv);
 }
@@ -365,7 +354,7 @@ int main(int argc, char **argv)
                 c.exit_code = EXIT_INTERNAL;
         } else if (c.have_result && !c.info_only) {
                 RunResult *res = &c.result;
-                if (!res->out || !res->err) {
+                if (c.copy_failed) {
                         fprintf(stderr, "pyrunner: out of memory\n");
                         return EXIT_INTERNAL;
                 }
