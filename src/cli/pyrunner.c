@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -389,6 +392,35 @@ static int print_result(const Cli *c)
         return status_exit_code(res);
 }
 
+/* The CLI is a child subreaper (main): what its zygote leaves when the
+ * engine kills it (the factory, a sandbox's pid 1) is reparented here, not
+ * to init. Reaps it all before exiting, for at most a second. */
+static void reap_orphans(void)
+{
+        sigset_t chld;
+        struct timespec deadline, now;
+
+        /* Blocked, a SIGCHLD stays pending for sigtimedwait. */
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += 1;
+        for (;;) {
+                pid_t pid;
+                while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+                        ;
+                if (pid < 0 && errno == ECHILD)
+                        return;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int64_t left_ns = (deadline.tv_sec - now.tv_sec) * 1000000000LL + (deadline.tv_nsec - now.tv_nsec);
+                if (left_ns <= 0)
+                        return;
+                struct timespec left = { left_ns / 1000000000LL, left_ns % 1000000000LL };
+                (void)sigtimedwait(&chld, NULL, &left);
+        }
+}
+
 int main(int argc, char **argv)
 {
         Cli c = { .exit_code = EXIT_INTERNAL };
@@ -405,9 +437,12 @@ int main(int argc, char **argv)
         event_add(ev_term, NULL);
         event_add(ev_int, NULL);
         event_add(ev_hup, NULL);
+        (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
         int r = engine_new(c.base, &cfg, &opts, &c.engine);
-        if (r < 0)
+        if (r < 0) {
+                reap_orphans();
                 fail(EXIT_INTERNAL, "cannot start the engine: %s", strerror(-r));
+        }
         event_base_dispatch(c.base);
 
         if (c.interrupted) {
@@ -427,6 +462,7 @@ int main(int argc, char **argv)
         event_free(ev_hup);
         event_free(c.ev_idle);
         engine_free(c.engine);
+        reap_orphans();
         event_base_free(c.base);
         free((char *)c.req.code);
         free((char *)c.req.stdin_data);

@@ -345,6 +345,20 @@ reply:
                 close(fds[i]);
 }
 
+/* The engine is gone: kill the sandboxes' pid 2s (their pid 1s then exit),
+ * let the factory go (it exits on EOF, reaping the pid 1s) and reap them
+ * all, so that whoever waits for the zygote has waited for everything it
+ * started. At most a second; what is left then has PDEATHSIG. */
+static _noreturn_ void zygote_exit(void)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (Z.kids[i].pid > 0)
+                        (void)kill(Z.kids[i].pid, SIGKILL);
+        Z.factory = safe_close(Z.factory);
+        (void)reap_all_children(Z.sigfd, 1000);
+        _exit(0);
+}
+
 static void serve(void)
 {
         static char buf[ZYG_MSG_MAX];
@@ -363,7 +377,7 @@ static void serve(void)
                 size_t n_fds = 0;
                 ssize_t n = fd_recv_with_fds(Z.sock, buf, sizeof(buf), fds, 16, &n_fds);
                 if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
-                        _exit(0);
+                        zygote_exit();
                 if (n < (ssize_t)sizeof(ZygHeader))
                         goto drop;
                 if (((ZygHeader *)buf)->type == ZYG_MSG_SPAWN && n == sizeof(ZygSpawn)) {
