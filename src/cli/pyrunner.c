@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
 #include "macro.h"
+#include "proc-util.h"
 #include "pyrunner-config.h"
 #include "zygote-proto.h"
 
@@ -398,27 +398,11 @@ static int print_result(const Cli *c)
 static void reap_orphans(void)
 {
         sigset_t chld;
-        struct timespec deadline, now;
-
-        /* Blocked, a SIGCHLD stays pending for sigtimedwait. */
         sigemptyset(&chld);
         sigaddset(&chld, SIGCHLD);
         sigprocmask(SIG_BLOCK, &chld, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += 1;
-        for (;;) {
-                pid_t pid;
-                while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-                        ;
-                if (pid < 0 && errno == ECHILD)
-                        return;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                int64_t left_ns = (deadline.tv_sec - now.tv_sec) * 1000000000LL + (deadline.tv_nsec - now.tv_nsec);
-                if (left_ns <= 0)
-                        return;
-                struct timespec left = { left_ns / 1000000000LL, left_ns % 1000000000LL };
-                (void)sigtimedwait(&chld, NULL, &left);
-        }
+        _cleanup_close_ int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+        (void)wait_all_children(sfd, 1000);
 }
 
 int main(int argc, char **argv)

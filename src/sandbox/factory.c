@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -16,12 +15,12 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <grp.h>
 #include <unistd.h>
 
 #include "fd-util.h"
 #include "macro.h"
+#include "proc-util.h"
 #include "sandbox.h"
 #include "seccomp-policy.h"
 
@@ -125,28 +124,6 @@ static int make_init(const FactoryRequest *req, const SeccompProgram *filter, Fa
         return 0;
 }
 
-int reap_all_children(int sigfd, int timeout_ms)
-{
-        struct timespec start, now;
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        for (;;) {
-                pid_t pid;
-                while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-                        ;
-                if (pid < 0 && errno == ECHILD)
-                        return 0;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                int64_t left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-                if (left <= 0)
-                        return -ETIMEDOUT;
-                struct pollfd p = { .fd = sigfd, .events = POLLIN };
-                (void)poll(&p, 1, (int)left);
-                struct signalfd_siginfo si;
-                while (read(sigfd, &si, sizeof(si)) > 0)
-                        ;
-        }
-}
-
 void factory_main(int sock, const SeccompProgram *init_filter)
 {
         sigset_t mask;
@@ -175,7 +152,7 @@ void factory_main(int sock, const SeccompProgram *init_filter)
                         /* The zygote is going and has killed the pid 2s, so
                          * the pid 1s are exiting: reap them before it reaps
                          * us, not leave them to init. */
-                        (void)reap_all_children(sfd, 500);
+                        (void)wait_all_children(sfd, 500);
                         _exit(0);
                 }
                 if (n != sizeof(req))

@@ -31,9 +31,6 @@ typedef struct FactoryRequest {
 /* Runs the factory loop on sock until it closes, then reaps its pid 1s;
  * never returns. */
 void factory_main(int sock, const SeccompProgram *init_filter) __attribute__((noreturn));
-/* Reaps children until none is left (0) or timeout_ms has passed
- * (-ETIMEDOUT); sigfd is a non-blocking signalfd for SIGCHLD. */
-int reap_all_children(int sigfd, int timeout_ms);
 
 typedef struct ChildArgs {
         int fds[4];                  /* stdin, stdout, stderr, ctl */

@@ -27,6 +27,7 @@
 
 #include "fd-util.h"
 #include "macro.h"
+#include "proc-util.h"
 #include "preload_py.h"
 #include "runner_py.h"
 #include "values_py.h"
@@ -355,7 +356,7 @@ static _noreturn_ void zygote_exit(void)
                 if (Z.kids[i].pid > 0)
                         (void)kill(Z.kids[i].pid, SIGKILL);
         Z.factory = safe_close(Z.factory);
-        (void)reap_all_children(Z.sigfd, 1000);
+        (void)wait_all_children(Z.sigfd, 1000);
         _exit(0);
 }
 
