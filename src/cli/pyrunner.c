@@ -4,17 +4,21 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
 #include "macro.h"
+#include "proc-util.h"
 #include "pyrunner-config.h"
 #include "zygote-proto.h"
 
@@ -24,7 +28,7 @@ typedef struct Cli {
         struct event_base *base;
         Engine *engine;
         RunRequest req;
-        bool json, info_only, have_result, failed_start;
+        bool json, info_only, have_result, copy_failed, failed_start;
         int exit_code;
         RunResult result;
         char start_error[512];
@@ -61,24 +65,36 @@ static void usage(FILE *f)
                 "70 internal_error, 2 bad usage or input.\n");
 }
 
-static _noreturn_ __attribute__((format(printf, 1, 2))) void fail_usage(const char *fmt, ...)
+/* Every message of the CLI itself: one line, "pyrunner: ..." on stderr. */
+static void vsay(const char *fmt, va_list ap)
+{
+        fputs("pyrunner: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
+static __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        fprintf(stderr, "pyrunner: ");
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vsay(fmt, ap);
         va_end(ap);
-        exit(EXIT_USAGE);
+}
+
+static _noreturn_ __attribute__((format(printf, 2, 3))) void fail(int status, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsay(fmt, ap);
+        va_end(ap);
+        exit(status);
 }
 
 static char *read_input(const char *path, size_t max, size_t *ret_len, const char *what)
 {
         int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                fprintf(stderr, "pyrunner: cannot read %s '%s': %s\n", what, path, strerror(errno));
-                exit(EXIT_USAGE);
-        }
+        if (fd < 0)
+                fail(EXIT_USAGE, "cannot read %s '%s': %s", what, path, strerror(errno));
         size_t cap = 65536, len = 0;
         char *buf = malloc(cap + 1);
         for (;;) {
@@ -86,24 +102,18 @@ static char *read_input(const char *path, size_t max, size_t *ret_len, const cha
                         cap *= 2;
                         buf = realloc(buf, cap + 1);
                 }
-                if (!buf) {
-                        fprintf(stderr, "pyrunner: out of memory\n");
-                        exit(EXIT_INTERNAL);
-                }
+                if (!buf)
+                        fail(EXIT_INTERNAL, "out of memory");
                 ssize_t n = read(fd, buf + len, cap - len);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
-                        fprintf(stderr, "pyrunner: cannot read %s '%s': %s\n", what, path, strerror(errno));
-                        exit(EXIT_USAGE);
-                }
+                if (n < 0)
+                        fail(EXIT_USAGE, "cannot read %s '%s': %s", what, path, strerror(errno));
                 if (n == 0)
                         break;
                 len += (size_t)n;
-                if (len > max) {
-                        fprintf(stderr, "pyrunner: %s '%s' is larger than %zu bytes\n", what, path, max);
-                        exit(EXIT_USAGE);
-                }
+                if (len > max)
+                        fail(EXIT_USAGE, "%s '%s' is larger than %zu bytes", what, path, max);
         }
         close(fd);
         buf[len] = '\0';
@@ -145,18 +155,7 @@ static void on_done(const RunResult *res, void *userdata)
 {
         Cli *c = userdata;
         c->have_result = true;
-        c->result = *res;
-        /* Output may hold NUL bytes: copy by length. */
-        c->result.out = malloc(res->out_len + 1);
-        c->result.err = malloc(res->err_len + 1);
-        if (c->result.out)
-                memcpy(c->result.out, res->out, res->out_len + 1);
-        if (c->result.err)
-                memcpy(c->result.err, res->err, res->err_len + 1);
-        c->result.error = res->error ? json_incref(res->error) : NULL;
-        c->result.message = res->message ? strdup(res->message) : NULL;
-        c->result.result_repr = NULL;
-        c->result.result = res->result ? json_incref(res->result) : NULL;
+        c->copy_failed = run_result_copy(res, &c->result) < 0;
         struct timeval tv = { 0, 1000 };
         event_add(c->ev_idle, &tv);
 }
@@ -165,7 +164,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
         Cli *c = arg;
         /* Stop cleanly: the sandbox, its cgroups and the zygote go too. */
-        fprintf(stderr, "pyrunner: interrupted by signal %d\n", (int)sig);
+        say("interrupted by signal %d", (int)sig);
         c->interrupted = (int)sig;
         event_base_loopbreak(c->base);
 }
@@ -203,28 +202,207 @@ static void on_ready(Engine *e, int error, const char *message, void *userdata)
         }
 }
 
+/* The layers as engine_layers_json() names them ("capabilities" for its
+ * capabilities_dropped), so that `info --test-sabotage X` drops X. */
 static uint32_t parse_sabotage(const char *list)
 {
         static const struct { const char *name; uint32_t bit; } names[] = {
-                { "userns", ZYG_LAYER_USERNS }, { "pidns", ZYG_LAYER_PIDNS }, { "mntns", ZYG_LAYER_MNTNS },
-                { "netns", ZYG_LAYER_NETNS }, { "ipcns", ZYG_LAYER_IPCNS }, { "utsns", ZYG_LAYER_UTSNS },
-                { "seccomp", ZYG_LAYER_SECCOMP }, { "caps", ZYG_LAYER_CAPS }, { "rlimits", ZYG_LAYER_RLIMITS },
-                { "all", ZYG_LAYER_ALL },
+                { "user", ZYG_LAYER_USERNS }, { "pid", ZYG_LAYER_PIDNS }, { "mount", ZYG_LAYER_MNTNS },
+                { "ipc", ZYG_LAYER_IPCNS }, { "uts", ZYG_LAYER_UTSNS }, { "network", ZYG_LAYER_NETNS },
+                { "seccomp", ZYG_LAYER_SECCOMP }, { "capabilities", ZYG_LAYER_CAPS },
+                { "rlimits", ZYG_LAYER_RLIMITS }, { "all", ZYG_LAYER_ALL },
         };
         uint32_t off = 0;
-        char *copy = strdup(list), *save = NULL;
+        _cleanup_free_ char *copy = strdup(list);
+        char *save = NULL;
+        if (!copy)
+                fail(EXIT_INTERNAL, "out of memory");
         for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                bool found = false;
-                for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                        if (!strcmp(t, names[i].name)) {
-                                off |= names[i].bit;
-                                found = true;
-                        }
-                if (!found)
-                        fail_usage("unknown layer '%s'", t);
+                size_t i = 0;
+                while (i < ELEMENTSOF(names) && strcmp(t, names[i].name) != 0)
+                        i++;
+                if (i == ELEMENTSOF(names))
+                        fail(EXIT_USAGE, "unknown layer '%s'", t);
+                off |= names[i].bit;
         }
-        free(copy);
         return off;
+}
+
+/* Applies one setting of config_table, with the reason when it is refused. */
+static void set_setting(PyrConfig *cfg, const char *name, const char *value)
+{
+        const ConfigEntry *e = config_find(name);
+        int r = config_set(cfg, name, value);
+        if (r == -ERANGE && e->type == CONFIG_INT)
+                fail(EXIT_USAGE, "--%s must be between %" PRId64 " and %" PRId64 ", not '%s'", name, e->min,
+                     e->max, value);
+        if (r == -ERANGE)
+                fail(EXIT_USAGE, "--%s is longer than %zu bytes", name, e->str_size - 1);
+        if (r < 0)
+                fail(EXIT_USAGE, "--%s must be a whole number, not '%s'", name, value);
+}
+
+enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_STDIN, OPT_JSON, OPT_PRELOAD, OPT_NOCG, OPT_SABOTAGE, OPT_SET };
+
+static const struct option cli_options[] = {
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "memory", required_argument, NULL, OPT_MEMORY },
+        { "stdin", required_argument, NULL, OPT_STDIN },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "preload", required_argument, NULL, OPT_PRELOAD },
+        { "no-cgroups", no_argument, NULL, OPT_NOCG },
+        { "test-sabotage", required_argument, NULL, OPT_SABOTAGE },
+        { "help", no_argument, NULL, 'h' },
+};
+
+/* getopt's table: the CLI's own options, then each setting of config_table
+ * that the CLI takes (preload is its own option, which also takes "all").
+ * Sized from both tables, so no setting is ever left out. */
+static struct option *build_longopts(void)
+{
+        struct option *o = calloc(ELEMENTSOF(cli_options) + config_table_size + 1, sizeof(*o));
+        size_t n = 0;
+        if (!o)
+                fail(EXIT_INTERNAL, "out of memory");
+        for (size_t i = 0; i < ELEMENTSOF(cli_options); i++)
+                o[n++] = cli_options[i];
+        for (size_t i = 0; i < config_table_size; i++)
+                if (!config_table[i].daemon_only && strcmp(config_table[i].name, "preload") != 0)
+                        o[n++] = (struct option){ config_table[i].name, required_argument, NULL, OPT_SET };
+        return o;
+}
+
+/* Parses `pyrunner run|info [OPTIONS] [FILE|-]` into c, cfg and opts;
+ * exits with EXIT_USAGE and one line on bad usage or input. */
+static void parse_args(int argc, char **argv, Cli *c, PyrConfig *cfg, EngineOptions *opts)
+{
+        const char *bad = NULL, *stdin_path = NULL, *why = NULL;
+        int64_t timeout_ms = 0, memory_mb = 0;
+        int opt, idx, r;
+
+        config_init_defaults(cfg);
+        /* The preload default (the six libraries) is what --preload all means;
+         * the CLI itself preloads nothing and keeps no pool. */
+        const char *preload_all = config_find("preload")->def_str;
+        cfg->pool_size = 0;
+        cfg->preload[0] = '\0';
+        r = config_from_env(cfg, &bad);
+        if (r < 0)
+                fail(EXIT_USAGE, "invalid value in environment for %s", bad);
+
+        if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+                usage(argc < 2 ? stderr : stdout);
+                exit(argc < 2 ? EXIT_USAGE : 0);
+        }
+        if (!strcmp(argv[1], "info"))
+                c->info_only = true;
+        else if (strcmp(argv[1], "run") != 0)
+                fail(EXIT_USAGE, "unknown command '%s' (try --help)", argv[1]);
+
+        _cleanup_free_ struct option *longopts = build_longopts();
+        optind = 2;
+        opterr = 0; /* our own one-line messages */
+        while ((opt = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
+                switch (opt) {
+                case OPT_TIMEOUT:
+                        if (parse_seconds_ms(optarg, 100, 300000, &timeout_ms) < 0)
+                                fail(EXIT_USAGE, "--timeout must be seconds between 0.1 and 300, not '%s'", optarg);
+                        break;
+                case OPT_MEMORY:
+                        if (parse_int64(optarg, 1, INT32_MAX, &memory_mb) < 0)
+                                fail(EXIT_USAGE, "--memory must be a whole number of MiB, not '%s'", optarg);
+                        break;
+                case OPT_STDIN:
+                        stdin_path = optarg;
+                        break;
+                case OPT_JSON:
+                        c->json = true;
+                        break;
+                case OPT_PRELOAD:
+                        set_setting(cfg, "preload", strcmp(optarg, "all") ? optarg : preload_all);
+                        break;
+                case OPT_NOCG:
+                        opts->no_cgroups = true;
+                        break;
+                case OPT_SABOTAGE:
+                        if (!getenv("PYRUNNER_ALLOW_SABOTAGE"))
+                                fail(EXIT_USAGE, "--test-sabotage is for the test suite only");
+                        opts->layers &= ~parse_sabotage(optarg);
+                        break;
+                case OPT_SET:
+                        set_setting(cfg, longopts[idx].name, optarg);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(0);
+                case ':':
+                        fail(EXIT_USAGE, "option '%s' needs a value (try --help)", argv[optind - 1]);
+                default:
+                        fail(EXIT_USAGE, "unknown option '%s' (try --help)", argv[optind - 1]);
+                }
+        }
+        if (config_validate(cfg, &why) < 0)
+                fail(EXIT_USAGE, "%s", why);
+        if (memory_mb && (memory_mb < cfg->min_memory_mb || memory_mb > cfg->max_memory_mb))
+                fail(EXIT_USAGE, "--memory must be between %" PRId64 " and %" PRId64 " MiB", cfg->min_memory_mb,
+                     cfg->max_memory_mb);
+        if (timeout_ms > cfg->max_timeout_ms)
+                fail(EXIT_USAGE, "--timeout exceeds max-timeout-ms");
+
+        if (c->info_only) {
+                if (optind != argc)
+                        fail(EXIT_USAGE, "info takes no arguments");
+                return;
+        }
+        if (optind != argc - 1)
+                fail(EXIT_USAGE, "expected one FILE or '-' (try --help)");
+        const char *path = argv[optind];
+        c->req.code = read_input(path, (size_t)cfg->max_code_bytes, &c->req.code_len, "program");
+        if (c->req.code_len == 0)
+                fail(EXIT_USAGE, "program '%s' is empty", path);
+        if (!utf8_valid(c->req.code, c->req.code_len))
+                fail(EXIT_USAGE, "program '%s' is not valid UTF-8 text", path);
+        if (stdin_path)
+                c->req.stdin_data = read_input(stdin_path, (size_t)cfg->max_stdin_bytes, &c->req.stdin_len, "stdin");
+        c->req.timeout_ms = timeout_ms;
+        c->req.memory_mb = memory_mb;
+}
+
+/* Prints a run's result as text or JSON; returns the CLI's exit status. */
+static int print_result(const Cli *c)
+{
+        const RunResult *res = &c->result;
+        if (c->copy_failed) {
+                say("out of memory");
+                return EXIT_INTERNAL;
+        }
+        if (c->json) {
+                json_t *o = run_result_to_json(res);
+                json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+                fputc('\n', stdout);
+                json_decref(o);
+        } else {
+                fwrite(res->out, 1, res->out_len, stdout);
+                fwrite(res->err, 1, res->err_len, stderr);
+                if (res->status != RUN_SUCCESS && res->status != RUN_ERROR) {
+                        _cleanup_free_ char *s = run_result_summary(res);
+                        say("%s: %s", run_status_name(res->status), s ? s : "");
+                }
+        }
+        return status_exit_code(res);
+}
+
+/* The CLI is a child subreaper (main): what its zygote leaves when the
+ * engine kills it (the factory, a sandbox's pid 1) is reparented here, not
+ * to init. Reaps it all before exiting, for at most a second. */
+static void reap_orphans(void)
+{
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        _cleanup_close_ int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+        (void)wait_all_children(sfd, 1000);
 }
 
 int main(int argc, char **argv)
@@ -232,116 +410,8 @@ int main(int argc, char **argv)
         Cli c = { .exit_code = EXIT_INTERNAL };
         PyrConfig cfg;
         EngineOptions opts = { .layers = ZYG_LAYER_ALL, .on_ready = on_ready, .userdata = &c };
-        const char *bad = NULL, *stdin_path = NULL, *why = NULL;
-        int r;
 
-        config_init_defaults(&cfg);
-        cfg.pool_size = 0;
-        snprintf(cfg.preload, sizeof(cfg.preload), "%s", "");
-        r = config_from_env(&cfg, &bad);
-        if (r < 0)
-                fail_usage("invalid value in environment for %s", bad);
-
-        if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-                usage(argc < 2 ? stderr : stdout);
-                return argc < 2 ? EXIT_USAGE : 0;
-        }
-        if (!strcmp(argv[1], "info"))
-                c.info_only = true;
-        else if (strcmp(argv[1], "run") != 0)
-                fail_usage("unknown command '%s' (try --help)", argv[1]);
-
-        enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_STDIN, OPT_JSON, OPT_PRELOAD, OPT_NOCG, OPT_SABOTAGE, OPT_SET };
-        struct option longopts[64] = {
-                { "timeout", required_argument, NULL, OPT_TIMEOUT },
-                { "memory", required_argument, NULL, OPT_MEMORY },
-                { "stdin", required_argument, NULL, OPT_STDIN },
-                { "json", no_argument, NULL, OPT_JSON },
-                { "preload", required_argument, NULL, OPT_PRELOAD },
-                { "no-cgroups", no_argument, NULL, OPT_NOCG },
-                { "test-sabotage", required_argument, NULL, OPT_SABOTAGE },
-                { "help", no_argument, NULL, 'h' },
-        };
-        size_t nopt = 8;
-        for (size_t i = 0; i < config_table_size && nopt < ELEMENTSOF(longopts) - 1; i++)
-                if (strcmp(config_table[i].name, "preload") != 0 && !config_table[i].daemon_only)
-                        longopts[nopt++] = (struct option){ config_table[i].name, required_argument, NULL, OPT_SET };
-
-        int64_t timeout_ms = 0, memory_mb = 0;
-        int opt, idx;
-        optind = 2;
-        opterr = 0; /* our own one-line messages */
-        while ((opt = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
-                switch (opt) {
-                case OPT_TIMEOUT:
-                        r = parse_seconds_ms(optarg, 100, 300000, &timeout_ms);
-                        if (r < 0)
-                                fail_usage("--timeout must be seconds between 0.1 and 300, not '%s'", optarg);
-                        break;
-                case OPT_MEMORY:
-                        if (parse_int64(optarg, 1, INT32_MAX, &memory_mb) < 0)
-                                fail_usage("--memory must be a whole number of MiB, not '%s'", optarg);
-                        break;
-                case OPT_STDIN:
-                        stdin_path = optarg;
-                        break;
-                case OPT_JSON:
-                        c.json = true;
-                        break;
-                case OPT_PRELOAD:
-                        snprintf(cfg.preload, sizeof(cfg.preload), "%s",
-                                 strcmp(optarg, "all") ? optarg : "numpy,pandas,scipy,sympy,matplotlib,sklearn");
-                        break;
-                case OPT_NOCG:
-                        opts.no_cgroups = true;
-                        break;
-                case OPT_SABOTAGE:
-                        if (!getenv("PYRUNNER_ALLOW_SABOTAGE"))
-                                fail_usage("--test-sabotage is for the test suite only");
-                        opts.layers &= ~parse_sabotage(optarg);
-                        break;
-                case OPT_SET:
-                        r = config_set(&cfg, longopts[idx].name, optarg);
-                        if (r < 0) {
-                                fprintf(stderr, "pyrunner: invalid value '%s' for --%s\n", optarg, longopts[idx].name);
-                                return EXIT_USAGE;
-                        }
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                case ':':
-                        fail_usage("option '%s' needs a value (try --help)", argv[optind - 1]);
-                default:
-                        fail_usage("unknown option '%s' (try --help)", argv[optind - 1]);
-                }
-        }
-        if (config_validate(&cfg, &why) < 0)
-                fail_usage("%s", why);
-        if (memory_mb && (memory_mb < cfg.min_memory_mb || memory_mb > cfg.max_memory_mb)) {
-                fprintf(stderr, "pyrunner: --memory must be between %lld and %lld MiB\n",
-                        (long long)cfg.min_memory_mb, (long long)cfg.max_memory_mb);
-                return EXIT_USAGE;
-        }
-        if (timeout_ms > cfg.max_timeout_ms)
-                fail_usage("--timeout exceeds max-timeout-ms");
-
-        if (!c.info_only) {
-                if (optind != argc - 1)
-                        fail_usage("expected one FILE or '-' (try --help)");
-                const char *path = argv[optind];
-                c.req.code = read_input(path, (size_t)cfg.max_code_bytes, &c.req.code_len, "program");
-                if (c.req.code_len == 0)
-                        fail_usage("program '%s' is empty", path);
-                if (!utf8_valid(c.req.code, c.req.code_len))
-                        fail_usage("program '%s' is not valid UTF-8 text", path);
-                if (stdin_path)
-                        c.req.stdin_data = read_input(stdin_path, (size_t)cfg.max_stdin_bytes, &c.req.stdin_len, "stdin");
-                c.req.timeout_ms = timeout_ms;
-                c.req.memory_mb = memory_mb;
-        } else if (optind != argc) {
-                fail_usage("info takes no arguments");
-        }
+        parse_args(argc, argv, &c, &cfg, &opts);
 
         c.base = event_base_new();
         c.ev_idle = event_new(c.base, -1, EV_PERSIST, on_idle_check, &c);
@@ -351,49 +421,32 @@ int main(int argc, char **argv)
         event_add(ev_term, NULL);
         event_add(ev_int, NULL);
         event_add(ev_hup, NULL);
-        r = engine_new(c.base, &cfg, &opts, &c.engine);
+        (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+        int r = engine_new(c.base, &cfg, &opts, &c.engine);
         if (r < 0) {
-                fprintf(stderr, "pyrunner: cannot start the engine: %s\n", strerror(-r));
-                return EXIT_INTERNAL;
+                reap_orphans();
+                fail(EXIT_INTERNAL, "cannot start the engine: %s", strerror(-r));
         }
         event_base_dispatch(c.base);
 
         if (c.interrupted) {
                 c.exit_code = 128 + c.interrupted;
         } else if (c.failed_start) {
-                fprintf(stderr, "pyrunner: %s\n", c.start_error);
+                say("%s", c.start_error);
                 c.exit_code = EXIT_INTERNAL;
         } else if (c.have_result && !c.info_only) {
-                RunResult *res = &c.result;
-                if (!res->out || !res->err) {
-                        fprintf(stderr, "pyrunner: out of memory\n");
-                        return EXIT_INTERNAL;
-                }
-                if (c.json) {
-                        json_t *o = run_result_to_json(res);
-                        json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
-                        fputc('\n', stdout);
-                        json_decref(o);
-                } else {
-                        fwrite(res->out, 1, res->out_len, stdout);
-                        fwrite(res->err, 1, res->err_len, stderr);
-                        if (res->status != RUN_SUCCESS && res->status != RUN_ERROR) {
-                                char *s = run_result_summary(res);
-                                fprintf(stderr, "pyrunner: %s: %s\n", run_status_name(res->status), s ? s : "");
-                                free(s);
-                        }
-                }
-                c.exit_code = status_exit_code(res);
-                run_result_clear(res);
+                c.exit_code = print_result(&c);
         } else if (c.info_only && c.have_result) {
                 c.exit_code = 0;
         }
+        run_result_clear(&c.result);
         fflush(stdout);
         event_free(ev_term);
         event_free(ev_int);
         event_free(ev_hup);
         event_free(c.ev_idle);
         engine_free(c.engine);
+        reap_orphans();
         event_base_free(c.base);
         free((char *)c.req.code);
         free((char *)c.req.stdin_data);

@@ -38,10 +38,11 @@ void zyg_free(Zyg *z)
         safe_close(z->sock);
         if (z->pidfd >= 0) {
                 /* Only when the engine itself goes. Its socket's EOF lets the
-                 * zygote end its factory first; then a last, bounded reap. */
+                 * zygote reap its pid 2s and its factory first (1 s, and the
+                 * factory's 0.5 s); then a last, bounded reap. */
                 struct pollfd p = { .fd = z->pidfd, .events = POLLIN };
                 if (z->state != ZYG_DEAD)
-                        (void)poll(&p, 1, 500);
+                        (void)poll(&p, 1, 1500);
                 (void)syscall(SYS_pidfd_send_signal, z->pidfd, SIGKILL, NULL, 0);
                 siginfo_t si;
                 (void)waitid(P_PIDFD, (id_t)z->pidfd, &si, WEXITED);

@@ -83,6 +83,40 @@ void run_result_clear(RunResult *r)
         memset(r, 0, sizeof(*r));
 }
 
+static int copy_bytes(const char *s, size_t len, char **ret)
+{
+        *ret = NULL;
+        if (!s)
+                return 0;
+        *ret = malloc(len + 1);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, s, len);
+        (*ret)[len] = '\0';
+        return 0;
+}
+
+static int copy_str(const char *s, char **ret)
+{
+        return copy_bytes(s, s ? strlen(s) : 0, ret);
+}
+
+int run_result_copy(const RunResult *src, RunResult *ret)
+{
+        *ret = *src;
+        ret->error = json_incref(src->error);
+        ret->result = json_incref(src->result);
+        int r = copy_bytes(src->out, src->out_len, &ret->out);
+        int r2 = copy_bytes(src->err, src->err_len, &ret->err);
+        int r3 = copy_str(src->message, &ret->message);
+        int r4 = copy_str(src->result_repr, &ret->result_repr);
+        if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0) {
+                run_result_clear(ret);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 /* Length of the valid UTF-8 sequence at s, or 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t left)
 {

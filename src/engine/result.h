@@ -58,6 +58,10 @@ RunStatus run_status_from_name(const char *s);
 RunStatus run_classify(const RunOutcome *o, int *ret_exit_code, int *ret_signal);
 
 void run_result_clear(RunResult *r);
+/* A copy of src that the caller owns (run_result_clear): out and err by
+ * length (they may hold NUL), the strings duplicated, the JSON values
+ * shared by reference. -ENOMEM leaves *ret cleared. */
+int run_result_copy(const RunResult *src, RunResult *ret);
 /* One line for "error": "NameError on line 1", "timed out after 2 s"... */
 char *run_result_summary(const RunResult *r);
 /* The JSON object of docs/API: status, stdout, stderr, ... (new reference). */

@@ -20,6 +20,7 @@
 
 #include "fd-util.h"
 #include "macro.h"
+#include "proc-util.h"
 #include "sandbox.h"
 #include "seccomp-policy.h"
 
@@ -147,8 +148,13 @@ void factory_main(int sock, const SeccompProgram *init_filter)
                         continue;
                 FactoryRequest req;
                 ssize_t n = recv(sock, &req, sizeof(req), 0);
-                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+                        /* The zygote is going and has killed the pid 2s, so
+                         * the pid 1s are exiting: reap them before it reaps
+                         * us, not leave them to init. */
+                        (void)wait_all_children(sfd, 500);
                         _exit(0);
+                }
                 if (n != sizeof(req))
                         continue;
                 FactoryReply rep = { 0 };

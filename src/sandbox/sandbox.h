@@ -28,7 +28,8 @@ typedef struct FactoryRequest {
         uint32_t unprivileged;       /* setgroups is denied then */
 } FactoryRequest;
 
-/* Runs the factory loop on sock until it closes; never returns. */
+/* Runs the factory loop on sock until it closes, then reaps its pid 1s;
+ * never returns. */
 void factory_main(int sock, const SeccompProgram *init_filter) __attribute__((noreturn));
 
 typedef struct ChildArgs {

@@ -27,6 +27,8 @@
 
 #include "fd-util.h"
 #include "macro.h"
+#include "proc-util.h"
+#include "preload_py.h"
 #include "runner_py.h"
 #include "values_py.h"
 #include "sandbox.h"
@@ -181,72 +183,16 @@ static int python_start(const char *preload, char **ret_info)
         Z.runner_main = PyDict_GetItemString(d, "main");
         Py_XINCREF(Z.runner_main);
 
-        /* Preload, warm matplotlib's font cache, report versions. */
-        PyObject *args = Py_BuildValue("(s)", preload);
-        PyObject *g = PyDict_New();
-        PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins());
-        static const char preload_src[] =
-                "def _warm(name):\n"
-                "    # Run common paths once so lazy imports and caches are\n"
-                "    # done here, not in every sandbox. Submodules such as\n"
-                "    # scipy.stats are not imported unless listed: every shared\n"
-                "    # object adds mappings that each fork copies.\n"
-                "    import io\n"
-                "    if name == 'numpy':\n"
-                "        import numpy as np\n"
-                "        np.ones(10**5).sum(); np.arange(10).reshape(2, 5).T.mean(axis=0)\n"
-                "        np.random.rand(3); str(np.linspace(0, 1, 5))\n"
-                "    elif name == 'pandas':\n"
-                "        import pandas as pd\n"
-                "        df = pd.DataFrame({'k': [1, 1, 2], 'v': [3.0, 4.0, 5.0]})\n"
-                "        str(df.groupby('k')['v'].sum()); str(df.describe()); df.to_dict(); repr(df)\n"
-                "    elif name == 'matplotlib':\n"
-                "        import matplotlib.pyplot as plt\n"
-                "        fig, ax = plt.subplots(); ax.plot([1, 2], [3, 4]); ax.set_title('t')\n"
-                "        fig.savefig(io.BytesIO(), format='png'); plt.close('all')\n"
-                "    elif name == 'sympy':\n"
-                "        import sympy\n"
-                "        x = sympy.Symbol('x'); str(sympy.simplify(sympy.sin(x)**2 + sympy.cos(x)**2))\n"
-
-                "\n"
-                "def _preload(names):\n"
-                "    import importlib, json, os, sys, tempfile, gc\n"
-                "    info = {'python': sys.version.split()[0], 'libraries': {}, 'failed': {}}\n"
-                "    tmp = tempfile.mkdtemp(prefix='pyrunner-mpl-')\n"
-                "    os.environ['MPLCONFIGDIR'] = tmp\n"
-                "    os.environ['MPLBACKEND'] = 'Agg'\n"
-                "    for name in [n.strip() for n in names.split(',') if n.strip()]:\n"
-                "        try:\n"
-                "            m = importlib.import_module(name)\n"
-                "            if name == 'matplotlib':\n"
-                "                m.use('Agg')\n"
-                "                import matplotlib.pyplot, matplotlib.font_manager\n"
-
-                "            _warm(name)\n"
-                "            top = sys.modules[name.split('.')[0]]\n"
-                "            info['libraries'][name] = str(getattr(top, '__version__', ''))\n"
-                "        except Exception as e:\n"
-                "            info['failed'][name] = '%s: %s' % (type(e).__name__, e)\n"
-                "    import shutil\n"
-                "    shutil.rmtree(tmp, ignore_errors=True)\n"
-                "    try:\n"
-                "        import matplotlib\n"
-                "        matplotlib.get_configdir.cache_clear()\n"
-                "        matplotlib.get_cachedir.cache_clear()\n"
-                "    except Exception:\n"
-                "        pass\n"
-                "    os.environ['MPLCONFIGDIR'] = '/tmp'\n"
-                "    gc.collect()\n"
-                "    gc.freeze()\n"
-                "    return json.dumps(info)\n";
-        PyObject *defined = PyRun_String(preload_src, Py_file_input, g, g);
-        Py_XDECREF(defined);
-        PyObject *fn = defined ? PyDict_GetItemString(g, "_preload") : NULL;
-        PyObject *info = fn ? PyObject_CallObject(fn, args) : NULL;
-        Py_XDECREF(args);
-        if (!info) {
+        /* Preload (nothing unless asked), report versions. */
+        PyObject *pd;
+        r = embed_module("_pyrunner_preload", preload_py_source, "<pyrunner-preload>", &pd);
+        if (r < 0)
+                return r;
+        PyObject *fn = PyDict_GetItemString(pd, "preload");
+        PyObject *info = fn ? PyObject_CallFunction(fn, "s", preload) : NULL;
+        if (!info || !PyUnicode_Check(info)) {
                 PyErr_Print();
-                Py_DECREF(g);
+                Py_XDECREF(info);
                 return -EINVAL;
         }
         PyObject *prep = PyDict_GetItemString(d, "prepare_zygote");
@@ -254,13 +200,12 @@ static int python_start(const char *preload, char **ret_info)
         if (!pr) {
                 PyErr_Print();
                 Py_DECREF(info);
-                Py_DECREF(g);
                 return -EINVAL;
         }
         Py_DECREF(pr);
-        *ret_info = strdup(PyUnicode_AsUTF8(info));
+        const char *text = PyUnicode_AsUTF8(info);
+        *ret_info = text ? strdup(text) : NULL;
         Py_DECREF(info);
-        Py_DECREF(g);
         return *ret_info ? 0 : -ENOMEM;
 }
 
@@ -421,6 +366,20 @@ done:
                 close(fds[i]);
 }
 
+/* The engine is gone: kill the sandboxes' pid 2s (their pid 1s then exit),
+ * let the factory go (it exits on EOF, reaping the pid 1s) and reap them
+ * all, so that whoever waits for the zygote has waited for everything it
+ * started. At most a second; what is left then has PDEATHSIG. */
+static _noreturn_ void zygote_exit(void)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (Z.kids[i].pid > 0)
+                        (void)kill(Z.kids[i].pid, SIGKILL);
+        Z.factory = safe_close(Z.factory);
+        (void)wait_all_children(Z.sigfd, 1000);
+        _exit(0);
+}
+
 static void serve(void)
 {
         static char buf[ZYG_MSG_MAX];
@@ -439,7 +398,7 @@ static void serve(void)
                 size_t n_fds = 0;
                 ssize_t n = fd_recv_with_fds(Z.sock, buf, sizeof(buf), fds, 16, &n_fds);
                 if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR))
-                        _exit(0);
+                        zygote_exit();
                 if (n < (ssize_t)sizeof(ZygHeader))
                         goto drop;
                 if (((ZygHeader *)buf)->type == ZYG_MSG_SPAWN && n == sizeof(ZygSpawn)) {

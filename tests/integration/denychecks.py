@@ -229,7 +229,7 @@ SYSCALLS = {
     # pivot_root checks CAP_SYS_ADMIN before its arguments: with the
     # capabilities still dropped the kernel answers EPERM too, so the
     # filter is shown by switching capabilities off as well (EFAULT).
-    "pivot_root": ((155, 0, 0), "EPERM", "seccomp,caps", False),
+    "pivot_root": ((155, 0, 0), "EPERM", "seccomp,capabilities", False),
     "chroot": ((161, 0), "EPERM", "seccomp", False),                     # EFAULT
     "setns": ((308, -1, 0), "EPERM", "seccomp", False),                  # EBADF
     "unshare": ((272, 0), "EPERM", "seccomp", False),                    # succeeds
@@ -267,22 +267,22 @@ SOCKET_FAMILIES = {
     "AF_NETLINK": ("SOCK_RAW", "seccomp"),
     # Packet sockets need CAP_NET_RAW: without the filter but with the
     # capabilities dropped the kernel refuses with EPERM.
-    "AF_PACKET": ("SOCK_RAW", "seccomp,caps"),
+    "AF_PACKET": ("SOCK_RAW", "seccomp,capabilities"),
     "AF_VSOCK": ("SOCK_STREAM", "seccomp"),
 }
 
 CHECKS = {
-    "host_files_invisible": (HOST_FILES, "mntns"),
-    "system_dirs_read_only": (READ_ONLY, "mntns"),
-    "no_network": (NETWORK, "netns"),
-    "hostname_isolated": (HOSTNAME, "utsns"),
+    "host_files_invisible": (HOST_FILES, "mount"),
+    "system_dirs_read_only": (READ_ONLY, "mount"),
+    "no_network": (NETWORK, "network"),
+    "hostname_isolated": (HOSTNAME, "uts"),
     # The pid namespace cannot be switched off alone: the sandbox's pid 1 is
     # made in a new user+pid namespace and exits at once when pid 2 is not
     # in its pid namespace, so joining its user namespace fails (ESRCH,
     # internal_error). Switching the user namespace off too works.
-    "host_processes_invisible": (PROCESSES, "pidns,userns"),
-    "no_privilege": (PRIVILEGE, "caps"),
-    "user_namespace": (USERNS, "userns"),
+    "host_processes_invisible": (PROCESSES, "pid,user"),
+    "no_privilege": (PRIVILEGE, "capabilities"),
+    "user_namespace": (USERNS, "user"),
     "rlimits": (RLIMITS, "rlimits"),
     "no_host_environment": (ENVIRONMENT, None),
 }

@@ -3,13 +3,15 @@ user processes), no cgroup directory pyrunner-<cli pid>, no new mount.
 
 Each test follows its own CLI's process tree while it runs (other pyrunner
 users on the machine do not disturb the checks)."""
+import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import (Tracker, cli_cgroup_dirs, descendants, find_cgroup_leftovers, finish,
+from conftest import (BIN, Tracker, base_env, cli_cgroup_dirs, descendants, find_cgroup_leftovers, finish,
                       kill_leftovers, mounts, popen, remove_cgroup_dirs, wait_gone)
 
 
@@ -113,3 +115,45 @@ def test_nothing_left_when_cli_is_terminated(sig):
             finish(p)
         kill_leftovers(t.seen)
         remove_cgroup_dirs(find_cgroup_leftovers(p.pid))
+
+
+# ---- nothing is left for init to reap ----
+
+SUBREAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "subreaper.py")
+ZYGOTE = os.environ.get("PYRUNNER_ZYGOTE") or os.path.join(
+    os.path.dirname(os.path.dirname(BIN)), "sandbox", "pyrunner-zygote")
+
+
+def under_subreaper(*args):
+    """subreaper.py ARGS: its report, with "orphans" the command names of
+    the processes that were left to it (to init, without it)."""
+    p = subprocess.run(["/usr/bin/python3.11", SUBREAPER, *map(str, args)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=base_env(), timeout=90)
+    assert p.returncode == 0, p
+    return json.loads(p.stdout.decode().splitlines()[-1])
+
+
+def test_cli_reaps_its_zygote_and_factory(tmp_path):
+    prog = tmp_path / "p.py"
+    prog.write_text("print(1)\n")
+    r = under_subreaper("--", BIN, "run", prog)
+    assert r["rc"] == 0 and r["stdout"] == "1\n", r
+    assert r["orphans"] == [], r
+
+
+def test_cli_reaps_everything_when_terminated(tmp_path):
+    prog = tmp_path / "p.py"
+    prog.write_text("import time\ntime.sleep(60)\n")
+    r = under_subreaper("--signal", int(signal.SIGTERM), "--", BIN, "run", "--timeout", 120, prog)
+    assert r["rc"] == 128 + signal.SIGTERM, r
+    assert r["orphans"] == [], r
+
+
+def test_zygote_waits_for_its_factory_when_the_engine_goes():
+    """On EOF of its socket the zygote closes its factory's socket and waits
+    for it (the factory exits on EOF), so that whoever waits for the zygote
+    has waited for both."""
+    r = under_subreaper("--zygote", ZYGOTE, 101000)
+    assert r["stdout"] == "READY", r
+    assert r["rc"] == 0, r
+    assert r["orphans"] == [], r

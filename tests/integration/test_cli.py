@@ -103,6 +103,29 @@ def test_bad_setting_value(setting, value, prog):
     assert_usage_error(cli("run", "--json", setting, value, prog), setting)
 
 
+def test_setting_errors_say_why(prog):
+    assert_usage_error(cli("run", "--json", "--pids-max", "0", prog), "--pids-max must be between 2 and 4096, not '0'")
+    assert_usage_error(cli("run", "--json", "--pids-max", "x", prog), "--pids-max must be a whole number, not 'x'")
+    # was cut short silently
+    assert_usage_error(cli("run", "--json", "--preload", "m," * 2000, prog), "--preload is longer than")
+
+
+def help_settings():
+    out = cli("--help").stdout.decode()
+    section = out.split("Settings (", 1)[1].split("\n\n", 1)[0]
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  --")]
+
+
+def test_every_setting_in_help_is_an_option(prog):
+    """Each number setting --help lists (the config table's, built into
+    getopt's table) is taken as an option, not refused as unknown."""
+    names = help_settings()
+    assert "--pids-max" in names and "--sandbox-uid" in names and "--listen" not in names, names
+    names.remove("--preload")            # a list of modules: any text is one
+    for name in names:
+        assert_usage_error(cli("run", "--json", name, "not-a-number", prog), name)
+
+
 def test_bad_setting_in_environment(prog):
     assert_usage_error(cli("run", "--json", prog, env={"PYRUNNER_PIDS_MAX": "0"}))
 

@@ -7,11 +7,12 @@ nothing. Some layers cannot be switched off alone; denychecks.py says which
 and why, and names the smallest combination that works.
 """
 import json
+import subprocess
 
 import pytest
 
 import denychecks
-from conftest import run, run_check, run_pair, sabotage_env
+from conftest import BIN, base_env, run, run_check, run_pair, sabotage_env
 
 
 def assert_allowed(r):
@@ -26,11 +27,28 @@ def test_check_flips_without_its_layer(name, deny_params):
     assert_allowed(r)
 
 
+def test_sabotage_names_are_the_layers_info_reports():
+    """--test-sabotage takes the names `pyrunner info` reports: switching
+    one off drops exactly it."""
+    def layers(*args):
+        p = subprocess.run([BIN, "info", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=base_env(sabotage_env()), timeout=60)
+        assert p.returncode == 0, p
+        return json.loads(p.stdout)["layers"]
+    full = layers()
+    for ns in full["namespaces"]:
+        assert layers("--test-sabotage", ns)["namespaces"] == [n for n in full["namespaces"] if n != ns]
+    for name, key in (("seccomp", "seccomp"), ("capabilities", "capabilities_dropped"), ("rlimits", "rlimits")):
+        got = layers("--test-sabotage", name)
+        assert got[key] is False and got["namespaces"] == full["namespaces"], (name, got)
+    assert layers("--test-sabotage", "all")["namespaces"] == []
+
+
 def test_pid_namespace_alone_cannot_be_switched_off():
-    # Documents why the process check uses "pidns,userns": without the pid
+    # Documents why the process check uses "pid,user": without the pid
     # namespace the sandbox's pid 1 (made in a new user+pid namespace) finds
     # no pid 2 and exits, so the set-up fails cleanly as internal_error.
-    r = run("print(1)\n", "--test-sabotage", "pidns", env=sabotage_env())
+    r = run("print(1)\n", "--test-sabotage", "pid", env=sabotage_env())
     assert r.returncode == 70 and r.status == "internal_error", r
 
 
@@ -42,17 +60,17 @@ def _pair(layer, stop_when):
 
 
 def test_cross_sandbox_network_without_netns():
-    ra, rb = _pair("netns", ("unix", "tcp"))
+    ra, rb = _pair("network", ("unix", "tcp"))
     assert rb["unix"] and rb["tcp"], rb
     assert ra["conns"]["unix"] >= 1 and ra["conns"]["tcp"] >= 1, ra
 
 
 def test_cross_sandbox_ipc_without_ipcns():
-    ra, rb = _pair("ipcns", ("shm",))
+    ra, rb = _pair("ipc", ("shm",))
     assert ra["shm_created"] and rb["shm"], (ra, rb)
 
 
 def test_cross_sandbox_tmp_without_mntns():
     # Without a mount namespace both sandboxes use the host's /tmp.
-    ra, rb = _pair("mntns", ("file",))
+    ra, rb = _pair("mount", ("file",))
     assert rb["file"], (ra, rb)

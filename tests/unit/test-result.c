@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for src/engine/result.c: classification of a run, status names,
- * UTF-8 validation/sanitising and the JSON result object. */
+ * UTF-8 validation/sanitising, the JSON result object and its copy. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -534,6 +534,63 @@ static void test_result_clear_zeroes(void **state)
         run_result_clear(&r);
 }
 
+static void test_result_copy(void **state)
+{
+        RunResult r, c;
+        fill(&r, RUN_ERROR);
+        free(r.out);
+        r.out = malloc(4);
+        memcpy(r.out, "a\0b", 4); /* output may hold NUL */
+        r.out_len = 3;
+        r.exit_code = 3;
+        r.signal = 9;
+        r.out_truncated = true;
+        r.error = json_pack("{s:s}", "type", "ZeroDivisionError");
+        r.result = json_integer(7);
+        r.message = strdup("why");
+        r.result_repr = strdup("[1]");
+        assert_int_equal(run_result_copy(&r, &c), 0);
+        assert_int_equal(c.status, RUN_ERROR);
+        assert_int_equal(c.exit_code, 3);
+        assert_int_equal(c.signal, 9);
+        assert_true(c.out_truncated);
+        assert_int_equal(c.timeout_ms, 2000);
+        assert_true(c.cpu_time == 0.125);
+        assert_int_equal(c.out_len, 3);
+        assert_memory_equal(c.out, "a\0b", 4);
+        assert_ptr_not_equal(c.out, r.out);
+        assert_int_equal(c.err_len, 0);
+        assert_string_equal(c.err, "");
+        assert_ptr_not_equal(c.err, r.err);
+        assert_string_equal(c.message, "why");
+        assert_ptr_not_equal(c.message, r.message);
+        assert_string_equal(c.result_repr, "[1]");
+        assert_ptr_not_equal(c.result_repr, r.result_repr);
+        assert_ptr_equal(c.error, r.error);
+        assert_ptr_equal(c.result, r.result);
+        /* Each owns its half: clearing the original leaves the copy whole
+         * (ASan would see a use-after-free). */
+        run_result_clear(&r);
+        assert_string_equal(json_string_value(json_object_get(c.error, "type")), "ZeroDivisionError");
+        assert_int_equal(json_integer_value(c.result), 7);
+        assert_string_equal(c.message, "why");
+        run_result_clear(&c);
+}
+
+static void test_result_copy_nulls(void **state)
+{
+        RunResult r = { .status = RUN_INTERNAL_ERROR, .exit_code = -1 }, c;
+        assert_int_equal(run_result_copy(&r, &c), 0);
+        assert_int_equal(c.status, RUN_INTERNAL_ERROR);
+        assert_null(c.out);
+        assert_null(c.err);
+        assert_null(c.error);
+        assert_null(c.message);
+        assert_null(c.result_repr);
+        assert_null(c.result);
+        run_result_clear(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -551,6 +608,8 @@ int main(void)
                 cmocka_unit_test(test_json_stdout_with_nul),
                 cmocka_unit_test(test_summaries),
                 cmocka_unit_test(test_result_clear_zeroes),
+                cmocka_unit_test(test_result_copy),
+                cmocka_unit_test(test_result_copy_nulls),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

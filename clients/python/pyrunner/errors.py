@@ -348,9 +348,10 @@ def exception_for_result(run_result, timeout=None):
 
 
 def describe_error(exc):
-    """One line for the (result, error) API: ``"ZeroDivisionError: division
-    by zero"`` for the program's exceptions, the message for the other ends
-    (``"Execution timed out after 2 seconds"``)."""
+    """One line for logs about the error of ``execute_code()``:
+    ``"ZeroDivisionError: division by zero"`` for the program's exceptions,
+    the message for the other ends (``"Execution timed out after 2
+    seconds"``)."""
     rtype = getattr(exc, "remote_type", None)
     if rtype is not None or isinstance(exc, RemoteError):
         name = rtype or type(exc).__name__

@@ -3,8 +3,8 @@
 ``execute_code(code)`` runs `code` as the body of a function, as the seed
 did (``return 2 + 2`` gives 4; a final expression statement gives its value
 too) and returns ``(result, error)``: the program's value and None, or None
-and one line such as ``"ZeroDivisionError: division by zero"``. ``run(code)``
-returns the value or raises the program's exception instead.
+and the exception ``run(code)`` would raise (``ZeroDivisionError('division
+by zero')``, ``ExecutionTimeout``, a ``RemoteError`` subclass...).
 
 Unlike the seed, the value does not come back as a pickle: the sandbox
 encodes it as plain JSON (``pyrunner.values``), and decoding it never runs
@@ -21,8 +21,7 @@ import subprocess
 import tempfile
 
 from .client import DEFAULT_URL, Client
-from .errors import (CLIError, CLIUsageError, ProtocolError, PyrunnerNotFoundError,
-                     ServiceUnavailableError, describe_error)
+from .errors import CLIError, CLIUsageError, ProtocolError, PyrunnerNotFoundError, ServiceUnavailableError
 from .result import parse_run_result
 from .values import ValueDecodeError
 
@@ -76,17 +75,19 @@ class BaseExecutor(abc.ABC):
 
     def execute_code(self, code, timeout=None):
         """Runs `code`; returns ``(value, None)`` or ``(None, error)`` where
-        error is one line ("ZeroDivisionError: division by zero", "Execution
-        timed out after 2 seconds"). Raises only when the code could not be
-        run at all (service unreachable, bad API key, invalid limits)."""
+        error is the exception instance run() would raise, not raised:
+        ``ZeroDivisionError('division by zero')``, ``ExecutionTimeout``
+        ("Execution timed out after 2 seconds"), a ``RemoteError``
+        subclass, ``ValueDecodeError``. Raises only when the code could not
+        be run at all (service unreachable, bad API key, invalid limits)."""
         rr = self.run_result(code, timeout)
         exc = rr.exception()
         if exc is not None:
-            return None, describe_error(exc)
+            return None, exc
         try:
             return rr.value, None
         except ValueDecodeError as e:
-            return None, describe_error(e)
+            return None, e
 
     def execute_python_code_with_result(self, code, timeout=None):
         """The seed's legacy name of execute_code()."""
