@@ -22,7 +22,7 @@
 #define WATCH_EVERY_MS 250
 #define PONG_WITHIN_US 500000        /* stopped or stuck past this: replaced */
 #define ZYG_START_WITHIN_US (120 * 1000000ULL)
-#define EXIT_WITHIN_US 1000000
+#define EXIT_WITHIN_US 2000000
 
 static void zyg_kill(Zyg *z);
 
@@ -162,7 +162,7 @@ static void zyg_on_watch(evutil_socket_t fd, short what, void *arg)
         usec_t now = now_usec();
 
         if (z->sock < 0) {
-                /* Told to go (its socket closed): it must, within a second. */
+                /* Told to go (its socket closed): it must, within 2 s. */
                 if (!z->reaped && now - z->closed > EXIT_WITHIN_US)
                         zyg_kill(z);
                 return;
