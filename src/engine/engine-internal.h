@@ -65,6 +65,7 @@ struct Sandbox {
         struct bufferevent *ctl, *in;
         struct event *ev_out, *ev_err, *ev_init, *ev_timer;
         bool spawned, ready_frame, pid_exited, init_exited, killed;
+        bool freed;                  /* released; memory waits on e->dead */
         int wait_status;
         bool have_wait_status;
         uint64_t exit_cpu_us;        /* pid 2's rusage, when there is no cgroup */
@@ -73,7 +74,7 @@ struct Sandbox {
         int64_t cur_memory_mb;
         usec_t born, dying_since;
         unsigned rmdir_tries;
-        TAILQ_ENTRY(Sandbox) link;   /* e->sandboxes */
+        TAILQ_ENTRY(Sandbox) link;   /* e->sandboxes, or e->dead once freed */
         TAILQ_ENTRY(Sandbox) ilink;  /* e->idle, while IDLE */
 };
 
@@ -129,14 +130,14 @@ struct Engine {
         CgroupRoot cgroot;
         struct ZygList zygs;
         Zyg *current;
-        struct SandboxList sandboxes, idle;
+        struct SandboxList sandboxes, idle, dead;
         struct JobList jobs, queued, completed;
         unsigned n_idle, n_pool_spawning, n_running;
         uint64_t next_id;
         EngineStats stats;
         bool ready_reported, freeing;
         char info[8192];
-        struct event *ev_restart, *ev_complete, *ev_janitor, *ev_pool_retry;
+        struct event *ev_restart, *ev_complete, *ev_janitor, *ev_pool_retry, *ev_reap;
         unsigned restart_failures, pool_failures;
         bool dispatching, redispatch;
         Suspect suspects[64];
@@ -166,6 +167,9 @@ void sandbox_zygote_died(Sandbox *sb);
 /* Reads what pipes and ctl hold now, into the job. */
 void sandbox_drain(Sandbox *sb);
 void sandbox_free(Sandbox *sb);
+/* Its start deadline passed: its job fails, a zygote that lost its SPAWNED is replaced. */
+void sandbox_start_missed(Sandbox *sb);
+void engine_on_reap(evutil_socket_t fd, short what, void *arg);
 Sandbox *sandbox_by_id(Engine *e, uint64_t id);
 int sandbox_send_frame(Sandbox *sb, json_t *obj);
 void sandbox_set_timer(Sandbox *sb, int64_t ms);

@@ -231,7 +231,10 @@ void job_requeue(Job *j)
         j->sb = NULL;
         j->state = JOB_QUEUED;
         TAILQ_INSERT_HEAD(&e->queued, j, qlink);
-        job_set_deadline(j, e->cfg.queue_timeout_ms);
+        /* The queue deadline counts from the submission, not from now:
+         * a zygote that keeps dying cannot keep a run waiting forever. */
+        int64_t waited_ms = (int64_t)((now_usec() - j->t_submit) / 1000);
+        job_set_deadline(j, MAX(e->cfg.queue_timeout_ms - waited_ms, 0));
 }
 
 void job_fail(Job *j, const char *fmt, ...)
@@ -260,8 +263,7 @@ static void job_on_deadline(evutil_socket_t fd, short what, void *arg)
                 job_fail(j, "no sandbox became free within %lld ms", (long long)e->cfg.queue_timeout_ms);
                 break;
         case JOB_STARTING:
-                e->stats.deadline_misses++;
-                job_fail(j, "the sandbox did not start within %lld ms", (long long)e->cfg.start_timeout_ms);
+                sandbox_start_missed(j->sb);
                 break;
         case JOB_RUNNING:
                 if (!j->kill_sent) {

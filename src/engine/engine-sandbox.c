@@ -62,6 +62,8 @@ void sandbox_set_timer(Sandbox *sb, int64_t ms)
 
 void sandbox_kill(Sandbox *sb)
 {
+        if (sb->freed)
+                return;
         if (sb->init_pidfd >= 0 && !sb->init_exited) {
                 /* Tearing down is background work too. */
                 if (sb->pid > 0 && !sb->pid_exited)
@@ -78,7 +80,7 @@ void sandbox_kill(Sandbox *sb)
 /* The sandbox will run nothing more: kill it and wait for it to go. */
 void sandbox_let_go(Sandbox *sb)
 {
-        if (sb->state == SB_DYING)
+        if (sb->state == SB_DYING || sb->freed)
                 return;
         assert_se(!sb->job);
         if (sb->state == SB_IDLE)
@@ -89,13 +91,20 @@ void sandbox_let_go(Sandbox *sb)
         sandbox_set_timer(sb, DYING_AT_MOST_MS);
 }
 
+/* Releases everything a sandbox holds. The struct itself waits on e->dead
+ * for ev_reap, so that no caller up the stack is left with a freed pointer
+ * (sandbox_check may get here from deep inside a job's ending). */
 void sandbox_free(Sandbox *sb)
 {
         Engine *e = sb->e;
-        assert_se(!sb->job);
+        assert_se(!sb->job && !sb->freed);
         if (sb->state == SB_IDLE)
                 pool_remove_idle(sb);
+        sb->freed = true;
+        sb->state = SB_DYING;
         TAILQ_REMOVE(&e->sandboxes, sb, link);
+        TAILQ_INSERT_TAIL(&e->dead, sb, link);
+        event_active(e->ev_reap, EV_TIMEOUT, 0);
         if (sb->ctl)
                 bufferevent_free(sb->ctl);
         if (sb->in)
@@ -108,17 +117,19 @@ void sandbox_free(Sandbox *sb)
                 event_free(sb->ev_init);
         if (sb->ev_timer)
                 event_free(sb->ev_timer);
-        safe_close(sb->out_fd);
-        safe_close(sb->err_fd);
-        safe_close(sb->init_pidfd);
+        sb->ctl = sb->in = NULL;
+        sb->ev_out = sb->ev_err = sb->ev_init = sb->ev_timer = NULL;
+        sb->out_fd = safe_close(sb->out_fd);
+        sb->err_fd = safe_close(sb->err_fd);
+        sb->init_pidfd = safe_close(sb->init_pidfd);
         if (sb->has_cg && cg_destroy(&sb->cg) < 0) {
                 /* Still busy: the janitor removes it once it empties. */
                 for (int i = 0; i < CG_N; i++)
                         sb->cg.dirfd[i] = safe_close(sb->cg.dirfd[i]);
         }
+        sb->has_cg = false;
         if (sb->zyg)
-                zyg_unref(sb->zyg);
-        free(sb);
+                zyg_unref(TAKE_PTR(sb->zyg));
         if (!e->freeing)
                 engine_dispatch(e);
 }
@@ -147,6 +158,8 @@ void sandbox_check(Sandbox *sb)
 {
         Job *j = sb->job;
 
+        if (sb->freed)
+                return;
         if (j) {
                 if (sb->state == SB_BUSY && sb->init_exited && (sb->pid_exited || zyg_gone(sb))) {
                         /* Whatever it wrote before it went is in the buffers now. */
@@ -190,23 +203,27 @@ static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg)
 {
         Sandbox *sb = arg;
 
-        if (sb->state == SB_SPAWNING) {
-                /* The start deadline. A SPAWNED that never came means the
-                 * zygote is not doing its job: replace it. */
-                if (!sb->spawned && sb->zyg && sb->zyg->state == ZYG_READY) {
-                        engine_notice(sb->e, "spawn_lost", "sandbox %llu: no SPAWNED from the zygote; replacing it",
-                                      (unsigned long long)sb->id);
-                        zyg_retire(sb->zyg);
-                        (void)zyg_start(sb->e);
-                }
-                if (sb->job) {
-                        job_fail(sb->job, "the sandbox did not start within %lld ms",
-                                 (long long)sb->e->cfg.start_timeout_ms);
-                        return;
-                }
-                sandbox_let_go(sb);
-        }
+        if (sb->state == SB_SPAWNING)
+                sandbox_start_missed(sb);
         sandbox_check(sb);
+}
+
+void sandbox_start_missed(Sandbox *sb)
+{
+        Engine *e = sb->e;
+
+        /* A SPAWNED that never came means the zygote is not doing its job:
+         * replace it. */
+        if (!sb->spawned && sb->zyg && sb->zyg->state == ZYG_READY) {
+                engine_notice(e, "spawn_lost", "sandbox %llu: no SPAWNED from the zygote; replacing it",
+                              (unsigned long long)sb->id);
+                zyg_retire(sb->zyg);
+                (void)zyg_start(e);
+        }
+        e->stats.deadline_misses += sb->job != NULL;
+        if (sb->job)
+                job_fail(sb->job, "the sandbox did not start within %lld ms", (long long)e->cfg.start_timeout_ms);
+        sandbox_let_go(sb);
 }
 
 static void sandbox_on_init_exit(evutil_socket_t fd, short what, void *arg)
@@ -351,7 +368,6 @@ static bool sandbox_handle_frame(Sandbox *sb, const char *data, size_t len, bool
 static void sandbox_parse_ctl(Sandbox *sb, bool draining)
 {
         struct evbuffer *in = bufferevent_get_input(sb->ctl);
-        uint64_t id = sb->id;
         Engine *e = sb->e;
 
         for (;;) {
@@ -375,9 +391,9 @@ static void sandbox_parse_ctl(Sandbox *sb, bool draining)
                 }
                 bool more = sandbox_handle_frame(sb, copy, plen, draining);
                 free(copy);
-                /* Handling may have finished the job and let go of sb, but
-                 * never frees it here: sandbox_free runs from sb's own events. */
-                if (!more || sandbox_by_id(e, id) != sb || sb->state == SB_DYING)
+                /* Handling may have finished the job and let go of sb (its
+                 * memory stays until the next loop pass: sandbox_free). */
+                if (!more || sb->state == SB_DYING)
                         return;
         }
 }

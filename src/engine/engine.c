@@ -55,6 +55,16 @@ static void engine_on_complete(evutil_socket_t fd, short what, void *arg)
         }
 }
 
+void engine_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+        Engine *e = arg;
+        Sandbox *sb;
+        while ((sb = TAILQ_FIRST(&e->dead))) {
+                TAILQ_REMOVE(&e->dead, sb, link);
+                free(sb);
+        }
+}
+
 int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *userdata, uint64_t *ret)
 {
         const PyrConfig *c = &e->cfg;
@@ -167,6 +177,7 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
         e->opts = *opts;
         TAILQ_INIT(&e->zygs);
         TAILQ_INIT(&e->sandboxes);
+        TAILQ_INIT(&e->dead);
         TAILQ_INIT(&e->idle);
         TAILQ_INIT(&e->jobs);
         TAILQ_INIT(&e->queued);
@@ -192,7 +203,8 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
         e->ev_complete = event_new(base, -1, 0, engine_on_complete, e);
         e->ev_janitor = event_new(base, -1, EV_PERSIST, engine_on_janitor, e);
         e->ev_pool_retry = evtimer_new(base, engine_on_pool_retry, e);
-        if (!e->ev_restart || !e->ev_complete || !e->ev_janitor || !e->ev_pool_retry) {
+        e->ev_reap = event_new(base, -1, 0, engine_on_reap, e);
+        if (!e->ev_restart || !e->ev_complete || !e->ev_janitor || !e->ev_pool_retry || !e->ev_reap) {
                 engine_free(e);
                 return -ENOMEM;
         }
@@ -250,6 +262,7 @@ void engine_free(Engine *e)
                 sb->job = NULL;
                 sandbox_free(sb);
         }
+        engine_on_reap(-1, 0, e);
         Zyg *z;
         while ((z = TAILQ_FIRST(&e->zygs)))
                 zyg_free(z);
@@ -261,6 +274,8 @@ void engine_free(Engine *e)
                 event_free(e->ev_janitor);
         if (e->ev_pool_retry)
                 event_free(e->ev_pool_retry);
+        if (e->ev_reap)
+                event_free(e->ev_reap);
         cg_root_close(&e->cgroot);
         free(e);
 }
