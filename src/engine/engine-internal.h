@@ -43,7 +43,7 @@ struct Zyg {
         ZygState state;
         uint64_t forks;
         unsigned nsandboxes;         /* sandboxes that still name it */
-        bool reaped;
+        bool reaped, boosted;
         usec_t started, ping_sent;   /* ping_sent 0: no ping outstanding */
         usec_t closed;               /* when its socket was closed */
         TAILQ_ENTRY(Zyg) link;
@@ -152,6 +152,7 @@ void zyg_dead(Zyg *z, const char *why);
 void zyg_unref(Zyg *z);
 void zyg_free(Zyg *z);
 void zyg_retire(Zyg *z);
+void zyg_update_priority(Zyg *z);
 void engine_on_restart(evutil_socket_t fd, short what, void *arg);
 
 /* engine-sandbox.c */

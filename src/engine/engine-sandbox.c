@@ -83,9 +83,12 @@ void sandbox_let_go(Sandbox *sb)
         if (sb->state == SB_DYING || sb->freed)
                 return;
         assert_se(!sb->job);
+        bool was_spawning = sb->state == SB_SPAWNING;
         if (sb->state == SB_IDLE)
                 pool_remove_idle(sb);
         sandbox_set_state(sb, SB_DYING);
+        if (was_spawning && sb->zyg)
+                zyg_update_priority(sb->zyg);
         sb->dying_since = now_usec();
         sandbox_kill(sb);
         sandbox_set_timer(sb, DYING_AT_MOST_MS);
@@ -265,6 +268,7 @@ static void sandbox_ready(Sandbox *sb)
         evtimer_del(sb->ev_timer);
         if (sb->job) {
                 sandbox_set_state(sb, SB_BUSY);
+                zyg_update_priority(sb->zyg);
                 job_start(sb->job);
                 return;
         }
@@ -315,6 +319,7 @@ void sandbox_attach(Sandbox *sb, Job *j)
         }
         j->state = JOB_STARTING;
         job_set_deadline(j, sb->e->cfg.start_timeout_ms);
+        zyg_update_priority(sb->zyg);
 }
 
 static void sandbox_protocol_error(Sandbox *sb, const char *why)
@@ -453,8 +458,12 @@ void sandbox_drain(Sandbox *sb)
         struct evbuffer *in = bufferevent_get_input(sb->ctl);
         int fd = bufferevent_getfd(sb->ctl);
         size_t cap = (size_t)sb->e->cfg.max_result_bytes + FRAME_HEADER_SIZE;
+        /* bufferevent_socket keeps the end of its input frozen but for its
+         * own reads: lift that for ours, as it does. */
+        evbuffer_unfreeze(in, 0);
         while (fd >= 0 && evbuffer_get_length(in) <= cap && evbuffer_read(in, fd, 65536) > 0)
                 ;
+        evbuffer_freeze(in, 0);
         sandbox_parse_ctl(sb, true);
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,11 +21,12 @@
 #include "zygote-proto.h"
 
 #define WATCH_EVERY_MS 250
-#define PONG_WITHIN_US 500000        /* stopped or stuck past this: replaced */
+#define PONG_WITHIN_US 5000000       /* stuck past this: replaced */
 #define ZYG_START_WITHIN_US (120 * 1000000ULL)
 #define EXIT_WITHIN_US 2000000
 
 static void zyg_kill(Zyg *z);
+static void zyg_on_sock(evutil_socket_t fd, short what, void *arg);
 
 void zyg_free(Zyg *z)
 {
@@ -77,6 +79,24 @@ void zyg_unref(Zyg *z)
         if (z->state == ZYG_RETIRING)
                 zyg_close_sock(z); /* closing the socket makes it exit */
         zyg_free_if_done(z);
+}
+
+/* Preparing sandboxes is background work (nice 10) only while nobody waits
+ * for one: a run waiting behind a starved zygote would miss its start
+ * deadline on a busy machine. Best effort: without CAP_SYS_NICE it stays. */
+void zyg_update_priority(Zyg *z)
+{
+        bool waited_for = false;
+        const Sandbox *sb;
+        TAILQ_FOREACH(sb, &z->e->sandboxes, link)
+                waited_for |= sb->zyg == z && sb->state == SB_SPAWNING && sb->job;
+        if (waited_for == z->boosted || z->state == ZYG_DEAD)
+                return;
+        z->boosted = waited_for;
+        int nice = waited_for ? 0 : ZYG_PREPARE_NICE;
+        (void)setpriority(PRIO_PROCESS, (id_t)z->pid, nice);
+        if (z->factory_pid > 0)
+                (void)setpriority(PRIO_PROCESS, (id_t)z->factory_pid, nice);
 }
 
 void zyg_retire(Zyg *z)
@@ -154,8 +174,20 @@ static void zyg_on_pid(evutil_socket_t fd, short what, void *arg)
                 zyg_free_if_done(z);
 }
 
-/* The watchdog: a zygote that does not answer a ping in time is stopped or
- * stuck, and every run behind it would wait forever. */
+/* 'T' (stopped) or 't' (traced) in /proc/PID/stat. */
+static bool pid_stopped(pid_t pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        if (file_read_str(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
+                return false;
+        const char *p = strrchr(buf, ')'); /* the name may hold anything */
+        return p && (p[2] == 'T' || p[2] == 't');
+}
+
+/* The watchdog: a stopped or stuck zygote would keep every run behind it
+ * waiting. Stopped is seen at once; stuck is a ping unanswered for 5 s
+ * (not less: a nice 10 zygote on a saturated machine answers late). */
 static void zyg_on_watch(evutil_socket_t fd, short what, void *arg)
 {
         Zyg *z = arg;
@@ -169,18 +201,29 @@ static void zyg_on_watch(evutil_socket_t fd, short what, void *arg)
         }
         if (z->e->no_watchdog)
                 return;
+        if (pid_stopped(z->pid)) {
+                z->e->stats.watchdog_kills++;
+                zyg_dead(z, "the zygote was stopped");
+                return;
+        }
         if (z->state == ZYG_STARTING) {
                 if (now - z->started > ZYG_START_WITHIN_US)
                         zyg_dead(z, "the zygote did not start in time");
                 return;
         }
-        if (z->ping_sent) {
-                if (now - z->ping_sent > PONG_WITHIN_US) {
+        if (z->ping_sent && now - z->ping_sent > PONG_WITHIN_US) {
+                /* The PONG may be waiting behind a busy loop pass: read first. */
+                zyg_on_sock(z->sock, EV_READ, z);
+                if (z->state == ZYG_DEAD)
+                        return;
+                if (z->ping_sent) {
                         z->e->stats.watchdog_kills++;
                         zyg_dead(z, "the zygote stopped answering");
                 }
                 return;
         }
+        if (z->ping_sent)
+                return;
         ZygPing p = { .type = ZYG_MSG_PING, .seq = now };
         z->ping_sent = now;
         (void)send(z->sock, &p, sizeof(p), MSG_NOSIGNAL | MSG_DONTWAIT);
