@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -163,4 +164,14 @@ ssize_t fd_recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t max_f
                 return -EMSGSIZE;
         }
         return n;
+}
+
+int fd_same_inode(int a, int b)
+{
+        struct stat sa, sb;
+        if (a < 0 || b < 0)
+                return 0;
+        if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+                return -errno;
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

@@ -18,3 +18,6 @@ ssize_t file_read_str(int dirfd, const char *path, char *buf, size_t size);
 ssize_t fd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds);
 /* Receives one message and up to max_fds fds (set O_CLOEXEC); *n_fds is set. */
 ssize_t fd_recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *n_fds);
+/* 1 when both fds are the same file (device and inode), 0 when not or when
+ * either is -1, -errno when fstat fails. */
+int fd_same_inode(int a, int b);

@@ -173,7 +173,6 @@ static int open_parent(const char *dir, const char *name, int *ret)
 
 static int root_open_v1(CgroupRoot *root, const char *fsroot, const char *self_cgroup)
 {
-        struct stat seen[CG_N];
         for (int i = 0; i < CG_N; i++) {
                 char path[512], dir[1024];
                 int r = self_path(self_cgroup, v1_names[i], path, sizeof(path));
@@ -195,12 +194,10 @@ static int root_open_v1(CgroupRoot *root, const char *fsroot, const char *self_c
                         continue;
                 }
                 /* cpu and cpuacct are often one hierarchy. */
-                fstat(root->dirfd[i], &seen[i]);
                 for (int j = 0; j < i; j++)
-                        if (root->dirfd[j] >= 0 && seen[j].st_dev == seen[i].st_dev &&
-                            seen[j].st_ino == seen[i].st_ino) {
+                        if (fd_same_inode(root->dirfd[j], root->dirfd[i]) > 0) {
                                 root->dirfd[i] = safe_close(root->dirfd[i]);
-                                root->dirfd[i] = dup(root->dirfd[j]);
+                                root->dirfd[i] = fcntl(root->dirfd[j], F_DUPFD_CLOEXEC, 3);
                         }
         }
         root->has_memsw = faccessat(root->dirfd[CG_MEMORY], "memory.memsw.limit_in_bytes", F_OK, 0) == 0;
@@ -348,14 +345,9 @@ int cg_create(CgroupRoot *root, const char *name, const CgroupLimits *limits, Cg
                         continue;
                 bool dup_of = false;
                 for (int j = 0; j < i; j++)
-                        if (root->dirfd[j] >= 0 && cg.dirfd[j] >= 0) {
-                                struct stat a, b;
-                                fstat(root->dirfd[i], &a);
-                                fstat(root->dirfd[j], &b);
-                                if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-                                        cg.dirfd[i] = dup(cg.dirfd[j]);
-                                        dup_of = true;
-                                }
+                        if (cg.dirfd[j] >= 0 && fd_same_inode(root->dirfd[i], root->dirfd[j]) > 0) {
+                                cg.dirfd[i] = fcntl(cg.dirfd[j], F_DUPFD_CLOEXEC, 3);
+                                dup_of = true;
                         }
                 if (dup_of)
                         continue;
@@ -406,15 +398,9 @@ int cg_open_procs(const Cgroup *cg, int *fds, size_t max)
         for (int i = 0; i < CG_N && cg->root->mode != CGROUP_MODE_NONE; i++) {
                 if (cg->dirfd[i] < 0)
                         continue;
-                struct stat a;
                 bool seen = false;
-                fstat(cg->dirfd[i], &a);
-                for (int j = 0; j < i; j++) {
-                        struct stat b;
-                        if (cg->dirfd[j] >= 0 && fstat(cg->dirfd[j], &b) == 0 &&
-                            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-                                seen = true;
-                }
+                for (int j = 0; j < i; j++)
+                        seen |= fd_same_inode(cg->dirfd[j], cg->dirfd[i]) > 0;
                 if (seen)
                         continue;
                 if (n >= max)

@@ -681,16 +681,30 @@ static void test_v1_optional_controllers_missing(void **state)
         cg_root_close(&root);
 }
 
-static void test_v1_kill_unsupported(void **state)
+/* v1 has no cgroup.kill: each task cgroup.procs lists gets SIGKILL, and
+ * none is created on the way. */
+static void test_v1_kill_kills_each_listed_task(void **state)
 {
         Fake *f = *state;
         CgroupRoot root;
         Cgroup cg;
+        char pids[32];
+        int status;
 
         make_v1(f);
         open_root(f, &root, CGROUP_MODE_V1);
         assert_int_equal(cg_create(&root, "run1", &limits_64m, &cg), 0);
-        assert_int_equal(cg_kill(&cg), -EOPNOTSUPP);
+        assert_int_equal(cg_kill(&cg), -EOPNOTSUPP); /* no cgroup.procs to read */
+        pid_t child = fork();
+        if (child == 0) {
+                pause();
+                _exit(0);
+        }
+        snprintf(pids, sizeof(pids), "%d\n", (int)child);
+        write_file(P("%s/pids/" ROOT_NAME "/run1/cgroup.procs", f->fsroot), pids);
+        assert_int_equal(cg_kill(&cg), 0);
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         assert_false(exists(P("%s/memory/a/b/" ROOT_NAME "/run1/cgroup.kill", f->fsroot)));
         release(&cg);
         cg_root_close(&root);
@@ -1252,7 +1266,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_v1_open_procs, fake_setup, fake_teardown),
                 cmocka_unit_test_setup_teardown(test_v1_shared_cpu_cpuacct, fake_setup, fake_teardown),
                 cmocka_unit_test_setup_teardown(test_v1_optional_controllers_missing, fake_setup, fake_teardown),
-                cmocka_unit_test_setup_teardown(test_v1_kill_unsupported, fake_setup, fake_teardown),
+                cmocka_unit_test_setup_teardown(test_v1_kill_kills_each_listed_task, fake_setup, fake_teardown),
                 cmocka_unit_test_setup_teardown(test_v1_on_tmpfs_ignores_cgroup_controllers, fake_setup,
                                                 fake_teardown),
                 cmocka_unit_test_setup_teardown(test_v2_self_path, fake_setup, fake_teardown),
