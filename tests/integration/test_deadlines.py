@@ -137,7 +137,7 @@ def test_watchdog_replaces_a_stopped_zygote():
         assert r.json["status"] == "success" and r.json["stdout"] == "served\n", r.json
         assert d.zygote_pid() != old
         assert took < 5, took
-        d.wait_log(lambda o: "stopped answering" in str(o), timeout=5)
+        d.wait_log(lambda o: "the zygote was stopped" in str(o), timeout=5)
         d.wait_healthy(2)
     finally:
         assert d.stop() == 0
