@@ -300,6 +300,12 @@ static void zyg_on_sock(evutil_socket_t fd, short what, void *arg)
                 ssize_t n = fd_recv_with_fds(fd, buf, sizeof(buf) - 1, fds, ELEMENTSOF(fds), &nfds);
                 if (n == -EAGAIN || n == -EINTR)
                         return;
+                if (n == -EMSGSIZE) {
+                        /* Cut (no fds left here for its SCM_RIGHTS): that one
+                         * message is lost, and its run's deadline will say so. */
+                        engine_notice(z->e, "zygote_message_lost", "a message from the zygote was cut");
+                        continue;
+                }
                 if (n <= 0) {
                         zyg_dead(z, "the zygote exited");
                         return;
