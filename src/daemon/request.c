@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "macro.h"
+#include "request.h"
+
+static __attribute__((format(printf, 4, 5))) int fail(HttpError *e, int status, const char *type,
+                                                       const char *fmt, ...)
+{
+        va_list ap;
+        e->status = status;
+        e->type = type;
+        e->field[0] = '\0';
+        va_start(ap, fmt);
+        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+        return status == 500 ? -ENOMEM : -EINVAL;
+}
+
+/* A 422 about field. */
+static __attribute__((format(printf, 4, 5))) int fail_field(HttpError *e, const char *field, const char *type,
+                                                             const char *fmt, ...)
+{
+        va_list ap;
+        e->status = 422;
+        e->type = type;
+        snprintf(e->field, sizeof(e->field), "%s", field);
+        va_start(ap, fmt);
+        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+void request_limits_from_config(const PyrConfig *c, RequestLimits *ret)
+{
+        *ret = (RequestLimits){
+                .timeout_default_s = MAX(1, c->timeout_ms / 1000),
+                .timeout_max_s = MAX(1, c->max_timeout_ms / 1000),
+                .memory_default_mb = c->memory_mb,
+                .memory_min_mb = c->min_memory_mb,
+                .memory_max_mb = c->max_memory_mb,
+                .max_body_bytes = c->max_body_bytes,
+                .max_code_bytes = c->max_code_bytes,
+                .max_stdin_bytes = c->max_stdin_bytes,
+        };
+}
+
+bool request_is_json(const char *ct)
+{
+        size_t n = strlen("application/json");
+        if (!ct)
+                return false;
+        while (isspace((unsigned char)*ct))
+                ct++;
+        return strncasecmp(ct, "application/json", n) == 0 &&
+               (ct[n] == '\0' || ct[n] == ';' || isspace((unsigned char)ct[n]));
+}
+
+/* An optional integer field within [lo, hi]. */
+static int get_int(json_t *body, const char *name, int64_t lo, int64_t hi, int64_t *val, HttpError *e)
+{
+        json_t *v = json_object_get(body, name);
+        if (!v)
+                return 0;
+        if (!json_is_integer(v))
+                return fail_field(e, name, "type_error", "%s must be an integer", name);
+        json_int_t x = json_integer_value(v);
+        if (x < lo || x > hi)
+                return fail_field(e, name, "value_error", "%s must be between %lld and %lld", name, (long long)lo,
+                                  (long long)hi);
+        *val = x;
+        return 0;
+}
+
+int request_parse(const char *data, size_t len, const RequestLimits *lim, bool invoke, RunRequest *ret,
+                  HttpError *e)
+{
+        json_error_t jerr;
+        json_auto_t *body = NULL;
+        const char *key;
+        json_t *v;
+        int r;
+
+        *ret = (RunRequest){ 0 };
+        if (len > (size_t)lim->max_body_bytes)
+                return fail(e, 413, NULL, "request body too large");
+        body = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        if (!body)
+                return fail(e, 400, NULL, "malformed JSON: %s", jerr.text);
+        if (!json_is_object(body))
+                return fail(e, 400, NULL, "the body must be a JSON object");
+        json_object_foreach(body, key, v)
+                if (strcmp(key, "code") && strcmp(key, "timeout") && strcmp(key, "memory_limit") &&
+                    (invoke || strcmp(key, "stdin")))
+                        return fail_field(e, key, "extra_forbidden", "unknown field '%.100s'", key);
+
+        json_t *code = json_object_get(body, "code");
+        if (!code)
+                return fail_field(e, "code", "missing", "code is required");
+        if (!json_is_string(code))
+                return fail_field(e, "code", "type_error", "code must be a string");
+        size_t code_len = json_string_length(code);
+        if (code_len == 0 || code_len > (size_t)lim->max_code_bytes)
+                return fail_field(e, "code", "value_error", "code must be 1 to %lld bytes",
+                                  (long long)lim->max_code_bytes);
+        if (memchr(json_string_value(code), '\0', code_len))
+                return fail_field(e, "code", "value_error", "code must not contain NUL characters");
+
+        int64_t timeout = lim->timeout_default_s, memory = lim->memory_default_mb;
+        r = get_int(body, "timeout", 1, lim->timeout_max_s, &timeout, e);
+        if (r < 0)
+                return r;
+        r = get_int(body, "memory_limit", lim->memory_min_mb, lim->memory_max_mb, &memory, e);
+        if (r < 0)
+                return r;
+
+        json_t *in = json_object_get(body, "stdin");
+        if (in && !json_is_string(in) && !json_is_null(in))
+                return fail_field(e, "stdin", "type_error", "stdin must be a string");
+        size_t in_len = json_is_string(in) ? json_string_length(in) : 0;
+        if (in_len > (size_t)lim->max_stdin_bytes)
+                return fail_field(e, "stdin", "value_error", "stdin is too large");
+
+        _cleanup_free_ char *c = strndup(json_string_value(code), code_len);
+        _cleanup_free_ char *s = in_len ? malloc(in_len) : NULL;
+        if (!c || (in_len && !s))
+                return fail(e, 500, NULL, "out of memory");
+        if (in_len)
+                memcpy(s, json_string_value(in), in_len);
+        *ret = (RunRequest){
+                .code = TAKE_PTR(c), .code_len = code_len,
+                .stdin_data = TAKE_PTR(s), .stdin_len = in_len,
+                .timeout_ms = timeout * 1000, .memory_mb = memory,
+        };
+        return 0;
+}
+
+void request_clear(RunRequest *rr)
+{
+        free((char *)rr->code);
+        free((char *)rr->stdin_data);
+        *rr = (RunRequest){ 0 };
+}
+
+json_t *http_error_json(const HttpError *e)
+{
+        if (e->status != 422)
+                return json_pack("{s:s}", "detail", e->message);
+        return json_pack("{s:[{s:[s,s], s:s, s:s}]}", "detail", "loc", "body", e->field, "msg", e->message, "type",
+                         e->type);
+}
