@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Runs: the bounded queue in front of the engine, submission, and the
  * replies to finished runs. */
+#include <assert.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -80,6 +81,7 @@ static json_t *invoke_body(const Req *r, const RunResult *res)
 static void on_run_done(const RunResult *res, void *userdata)
 {
         Req *r = userdata;
+        assert(D.active > 0 && r->submitted);
         D.active--;
         D.metrics.executions[res->status]++;
         metrics_observe(&D.metrics.execution_seconds, res->execution_time);
@@ -88,26 +90,38 @@ static void on_run_done(const RunResult *res, void *userdata)
         runs_start_next();
 }
 
+/* The run may end inside engine_submit (its done callback freeing r), so
+ * r is set up before the call, undone only if engine_submit refused (then
+ * done is never called), and not touched after it. */
 static void submit(Req *r)
 {
-        int e = engine_submit(D.engine, &r->run, on_run_done, r, &r->ticket);
-        if (e < 0) {
-                reply_error(r, 500, "the engine refused the run");
-                return;
-        }
         r->submitted = true;
         D.active++;
+        int e = engine_submit(D.engine, &r->run, on_run_done, r, &r->ticket);
+        if (e < 0) {
+                r->submitted = false;
+                D.active--;
+                reply_error(r, 500, "the engine refused the run");
+        }
 }
 
 void runs_start_next(void)
 {
+        static bool busy;
         Req *r;
+
+        /* A run that ends inside submit() calls us again: the loop below
+         * goes on instead, so a queue of failing runs does not recurse. */
+        if (busy)
+                return;
+        busy = true;
         while (D.active < D.max_concurrency && (r = TAILQ_FIRST(&D.queue))) {
                 TAILQ_REMOVE(&D.queue, r, qlink);
                 r->queued = false;
                 D.queued--;
                 submit(r);
         }
+        busy = false;
         daemon_maybe_stop();
 }
 
