@@ -171,8 +171,15 @@ void runs_abort_all(void)
                 D.queued--;
                 reply_retry(r, 503, "the service is shutting down", 5);
         }
+        /* A cancelled run may end inside engine_cancel, and its reply frees
+         * its request (others' too, through the queue): collect tickets
+         * first, then cancel by ticket, holding no request across a call. */
+        size_t n = 0;
+        _cleanup_free_ uint64_t *tickets = calloc(D.active, sizeof(uint64_t));
         TAILQ_FOREACH(r, &D.all, link)
-                if (r->submitted)
-                        engine_cancel(D.engine, r->ticket);
+                if (r->submitted && tickets && n < D.active)
+                        tickets[n++] = r->ticket;
+        for (size_t i = 0; i < n; i++)
+                engine_cancel(D.engine, tickets[i]);
         runs_start_next();
 }

@@ -5,9 +5,10 @@ ASan build, which aborts on one) or a request left without a reply."""
 import contextlib
 import os
 import resource
+import signal
 import threading
 
-from daemon_helpers import asan_daemon, poll_until, rss_kb
+from daemon_helpers import ZYGOTE_BIN, asan_daemon, poll_until, rss_kb
 
 
 @contextlib.contextmanager
@@ -105,3 +106,42 @@ def test_queue_drained_into_failing_submits():
         for c in conns:
             c.close()
         assert d.stop() == 0, d.stderr_text()
+
+
+def test_drain_deadline_cancels_runs_the_engine_still_queues(tmp_path):
+    """At the drain deadline the daemon cancels every run it submitted. A run
+    the engine still queues (no zygote to run it) ends inside engine_cancel,
+    which frees its request; the daemon used to read the freed request to
+    walk on to the next one."""
+    zygote = tmp_path / "zygote"
+    zygote.symlink_to(ZYGOTE_BIN)
+    d = asan_daemon("--rate-limit", 0, "--drain-timeout-ms", 300, env={"PYRUNNER_ZYGOTE": str(zygote)}).start()
+    try:
+        # From now on no zygote can start: the next one is /bin/false.
+        zygote.unlink()
+        zygote.symlink_to("/bin/false")
+        z = d.zygote_pid()
+        os.kill(z, signal.SIGKILL)
+        poll_until(lambda: not os.path.exists("/proc/%d" % z) or _zombie(z), 5, what="the zygote gone")
+        out = {}
+        threads = [threading.Thread(target=lambda i=i: out.update({i: d.run("print(%d)" % i, timeout_s=20)}))
+                   for i in range(3)]
+        for t in threads:
+            t.start()
+        d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 3)
+        d.signal(signal.SIGTERM)
+        for t in threads:
+            t.join(20)
+        for i in range(3):
+            assert out[i].status == 200 and out[i].json["status"] == "killed", out[i]
+        assert d.wait_exit(10) == 0, d.stderr_text()[-4000:]
+    finally:
+        assert d.stop() == 0, d.stderr_text()[-4000:]
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
