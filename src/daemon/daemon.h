@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "connset.h"
 #include "engine.h"
 #include "macro.h"
 #include "metrics.h"
@@ -39,9 +40,8 @@ typedef struct Daemon {
         char reason[256];
         unsigned active, queued, sending, max_concurrency;
         struct ReqList queue, all;
-        void **conns;                /* open-addressed set of evhttp_connection* */
-        size_t conns_cap, n_conns;
-        struct event *ev_term, *ev_int, *ev_drain;
+        ConnSet conns;
+        struct event *ev_term, *ev_int, *ev_drain, *ev_adopt;
         uint64_t next_id;
 } Daemon;
 
@@ -85,7 +85,7 @@ struct sockaddr;
 void listen_start(const struct sockaddr *sa, int salen);
 /* Closes the listening socket: new clients are refused at once. */
 void listen_stop(void);
-void listen_track(struct evhttp_request *req);
+/* Frees evhttp and every connection. */
 void listen_done(void);
 
 /* settings.c */

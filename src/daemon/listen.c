@@ -1,69 +1,92 @@
 /* SPDX-License-Identifier: MIT */
-/* The listening socket and the cap on open connections. */
+/* The listening socket and the cap on open connections.
+ *
+ * libevent 2.1.12 has no evhttp_set_max_connections (that came in 2.2) and
+ * keeps its accept callback private, but it asks evhttp_set_bevcb's
+ * callback for the bufferevent of every connection it accepts, before
+ * anything else happens on it. That is where a connection is counted, and
+ * at the cap the listener is disabled, so further clients wait in the
+ * kernel's backlog. Once the accept callback has returned, the new
+ * evhttp_connection is the bufferevent's callback argument: it is then
+ * given a close callback, which gives the slot back. */
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/listener.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
 
-static size_t conn_slot(void *p)
+static void update_listener(void)
 {
-        return ((uintptr_t)p >> 4) % D.conns_cap;
+        bool on = D.listener && !D.draining && !connset_full(&D.conns);
+        if (!D.listener || on == !D.listener_off)
+                return;
+        if (on)
+                evconnlistener_enable(D.listener);
+        else
+                evconnlistener_disable(D.listener);
+        D.listener_off = !on;
 }
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-        size_t i = conn_slot(evcon);
-        for (size_t k = 0; k < D.conns_cap; k++, i = (i + 1) % D.conns_cap)
-                if (D.conns[i] == evcon) {
-                        /* Backward-shift deletion keeps probe chains intact. */
-                        D.conns[i] = NULL;
-                        size_t j = (i + 1) % D.conns_cap;
-                        while (D.conns[j]) {
-                                void *p = D.conns[j];
-                                D.conns[j] = NULL;
-                                size_t s = conn_slot(p);
-                                while (D.conns[s])
-                                        s = (s + 1) % D.conns_cap;
-                                D.conns[s] = p;
-                                j = (j + 1) % D.conns_cap;
-                        }
-                        D.n_conns--;
-                        break;
-                }
-        if (D.listener && D.listener_off && !D.draining && D.n_conns < (size_t)D.cfg.max_connections) {
-                evconnlistener_enable(D.listener);
-                D.listener_off = false;
-        }
+        Conn *c = connset_find(&D.conns, evcon);
+        if (!c)
+                return;
+        connset_remove(&D.conns, c);
+        update_listener();
 }
 
-void listen_track(struct evhttp_request *req)
+/* evhttp accepted a connection and asks for its bufferevent. */
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
 {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-        size_t i = conn_slot(evcon);
-        while (D.conns[i]) {
-                if (D.conns[i] == evcon)
-                        return;
-                i = (i + 1) % D.conns_cap;
+        struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+        Conn *c;
+        if (!bev)
+                return NULL; /* evhttp tries once more, uncounted */
+        if (connset_add(&D.conns, bev, &c) < 0)
+                return bev;
+        /* Our reference keeps bev valid until on_adopt, even if evhttp
+         * gives up on the connection first. */
+        bufferevent_incref(bev);
+        event_active(D.ev_adopt, EV_TIMEOUT, 1);
+        update_listener();
+        return bev;
+}
+
+/* Right after accept: file each new connection under its evhttp_connection. */
+static void on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+        Conn *c;
+        while ((c = connset_first_pending(&D.conns))) {
+                struct bufferevent *bev = c->bev;
+                void *evcon = NULL;
+                /* evhttp's connection is the callback argument; freeing a
+                 * bufferevent clears it. */
+                bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+                if (evcon && connset_adopt(&D.conns, c, evcon) == -EEXIST) {
+                        connset_remove(&D.conns, connset_find(&D.conns, evcon)); /* closed unseen */
+                        (void)connset_adopt(&D.conns, c, evcon);
+                }
+                if (c->evcon)
+                        evhttp_connection_set_closecb(evcon, on_conn_close, NULL);
+                else
+                        connset_remove(&D.conns, c);
+                bufferevent_decref(bev);
         }
-        D.conns[i] = evcon;
-        D.n_conns++;
-        evhttp_connection_set_closecb(evcon, on_conn_close, NULL);
-        if (D.n_conns >= (size_t)D.cfg.max_connections && !D.listener_off && D.listener) {
-                evconnlistener_disable(D.listener);
-                D.listener_off = true;
-        }
+        update_listener();
 }
 
 void listen_start(const struct sockaddr *sa, int salen)
 {
-        D.conns_cap = (size_t)D.cfg.max_connections * 2 + 1;
-        D.conns = calloc(D.conns_cap, sizeof(void *));
-        if (!D.conns)
+        if (connset_init(&D.conns, (size_t)D.cfg.max_connections) < 0)
                 fail_config("out of memory");
+        D.ev_adopt = event_new(D.base, -1, 0, on_adopt, NULL);
+        if (!D.ev_adopt)
+                fail_config("out of memory");
+        evhttp_set_bevcb(D.http, on_accept, NULL);
         D.listener = evconnlistener_new_bind(D.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
                                              sa, salen);
         if (!D.listener)
@@ -83,6 +106,15 @@ void listen_stop(void)
 
 void listen_done(void)
 {
-        free(D.conns);
-        D.conns = NULL;
+        Conn *c;
+        D.listener = NULL; /* evhttp_free frees it */
+        evhttp_free(D.http);
+        D.http = NULL;
+        while ((c = connset_first_pending(&D.conns))) {
+                struct bufferevent *bev = c->bev;
+                connset_remove(&D.conns, c);
+                bufferevent_decref(bev);
+        }
+        connset_done(&D.conns);
+        event_free(D.ev_adopt);
 }

@@ -190,7 +190,6 @@ static void on_request(struct evhttp_request *req, void *arg)
                 evhttp_send_error(req, 500, NULL);
                 return;
         }
-        listen_track(req);
 
         enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
         const RouteDef *def = find_route(req);
@@ -354,7 +353,6 @@ static void shut_down(void)
         Req *q;
         while ((q = TAILQ_FIRST(&D.all)))
                 req_free(q);
-        evhttp_free(D.http);
         listen_done();
         engine_free(D.engine);
         if (D.ev_drain)
