@@ -130,11 +130,17 @@ void reply(Req *r, int code, const char *content_type, struct evbuffer *body, js
 void reply_json(Req *r, int code, json_t *body, json_t *log_extra)
 {
         struct evbuffer *b = evbuffer_new();
-        char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        evbuffer_add(b, s, strlen(s));
+        char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(body);
+        if (!s) {
+                /* A body that could not be made (no memory, bad UTF-8). */
+                code = 500;
+                s = strdup("{\"detail\":\"the reply could not be made\"}");
+        }
+        if (s)
+                evbuffer_add(b, s, strlen(s));
         evbuffer_add(b, "\n", 1);
         free(s);
-        json_decref(body);
         reply(r, code, NULL, b, log_extra);
 }
 

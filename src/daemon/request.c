@@ -10,6 +10,17 @@
 
 #include "macro.h"
 #include "request.h"
+#include "result.h"
+
+/* The length of the longest prefix of s of at most max bytes that ends
+ * on a character boundary (s is valid UTF-8, as jansson checks). */
+static int utf8_prefix(const char *s, size_t max)
+{
+        size_t n = strnlen(s, max);
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+                n--;
+        return (int)n;
+}
 
 static __attribute__((format(printf, 4, 5))) int fail(HttpError *e, int status, const char *type,
                                                        const char *fmt, ...)
@@ -31,7 +42,7 @@ static __attribute__((format(printf, 4, 5))) int fail_field(HttpError *e, const 
         va_list ap;
         e->status = 422;
         e->type = type;
-        snprintf(e->field, sizeof(e->field), "%s", field);
+        snprintf(e->field, sizeof(e->field), "%.*s", utf8_prefix(field, sizeof(e->field) - 1), field);
         va_start(ap, fmt);
         vsnprintf(e->message, sizeof(e->message), fmt, ap);
         va_end(ap);
@@ -93,13 +104,16 @@ int request_parse(const char *data, size_t len, const RequestLimits *lim, bool i
                 return fail(e, 413, NULL, "request body too large");
         body = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!body)
-                return fail(e, 400, NULL, "malformed JSON: %s", jerr.text);
+                /* jansson quotes the input near the error, maybe cut mid-character */
+                return fail(e, 400, NULL, "malformed JSON: %s",
+                            utf8_valid(jerr.text, strlen(jerr.text)) ? jerr.text : "invalid input");
         if (!json_is_object(body))
                 return fail(e, 400, NULL, "the body must be a JSON object");
         json_object_foreach(body, key, v)
                 if (strcmp(key, "code") && strcmp(key, "timeout") && strcmp(key, "memory_limit") &&
                     (invoke || strcmp(key, "stdin")))
-                        return fail_field(e, key, "extra_forbidden", "unknown field '%.100s'", key);
+                        return fail_field(e, key, "extra_forbidden", "unknown field '%.*s'", utf8_prefix(key, 100),
+                                          key);
 
         json_t *code = json_object_get(body, "code");
         if (!code)

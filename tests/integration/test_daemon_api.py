@@ -336,6 +336,19 @@ def test_422_run(daemon, body, field, kind):
     assert item["type"] == kind and item["msg"], b
 
 
+def test_422_long_unknown_field_is_answered(daemon):
+    """An unknown field whose name is long and not ASCII: the reply quotes a
+    cut of it that is still valid UTF-8. (A cut in the middle of a character
+    made the reply body NULL and crashed the daemon.)"""
+    name = "\u20ac" * 60
+    r = daemon.request("POST", "/run", {"code": "print(1)", name: 1})
+    assert r.status == 422, r
+    item = r.json["detail"][0]
+    assert item["type"] == "extra_forbidden", item
+    assert name.startswith(item["loc"][1]) and item["loc"][1], item
+    assert daemon.alive()
+
+
 def test_422_invoke(daemon):
     cases = [({}, "code"), ({"code": ""}, "code"), ({"code": "x", "timeout": 31}, "timeout"),
              ({"code": "x", "timeout": 0}, "timeout"), ({"code": "x", "memory_limit": 501}, "memory_limit"),

@@ -107,6 +107,25 @@ static void test_field_errors(void **state)
         expect_422("{\"code\": \"x\", \"extra\": 1}", false, "extra", "extra_forbidden");
 }
 
+/* A long unknown field name is cut for the reply at a character boundary:
+ * the 422 body can still be made. */
+static void test_long_field_name_stays_utf8(void **state)
+{
+        char body[400] = "{\"code\": \"x\", \"";
+        for (int i = 0; i < 60; i++)
+                strcat(body, "\xe2\x82\xac"); /* U+20AC, 3 bytes */
+        strcat(body, "\": 1}");
+        RunRequest rr;
+        HttpError e;
+        assert_int_equal(parse(body, false, &rr, &e), -EINVAL);
+        assert_int_equal(e.status, 422);
+        assert_int_equal(strlen(e.field) % 3, 0);
+        assert_true(strlen(e.field) >= 120);
+        json_t *j = http_error_json(&e);
+        assert_non_null(j);
+        json_decref(j);
+}
+
 static void test_invoke_has_no_stdin(void **state)
 {
         RunRequest rr;
@@ -147,6 +166,7 @@ int main(void)
                 cmocka_unit_test(test_all_fields),
                 cmocka_unit_test(test_body_errors),
                 cmocka_unit_test(test_field_errors),
+                cmocka_unit_test(test_long_field_name_stays_utf8),
                 cmocka_unit_test(test_invoke_has_no_stdin),
                 cmocka_unit_test(test_limits_from_config),
                 cmocka_unit_test(test_content_type),
