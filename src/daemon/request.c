@@ -74,6 +74,34 @@ bool request_is_json(const char *ct)
                (ct[n] == '\0' || ct[n] == ';' || isspace((unsigned char)ct[n]));
 }
 
+/* Whether s (valid UTF-8) is only white space, as Python's str.isspace()
+ * sees it: what PyRunner's model refuses with 422 after strip(). */
+static bool blank(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n;) {
+                unsigned char c = (unsigned char)s[i];
+                uint32_t cp;
+                if (c < 0x80) {
+                        cp = c;
+                        i += 1;
+                } else if (c < 0xe0 && i + 1 < n) {
+                        cp = (uint32_t)(c & 0x1f) << 6 | ((unsigned char)s[i + 1] & 0x3f);
+                        i += 2;
+                } else if (c < 0xf0 && i + 2 < n) {
+                        cp = (uint32_t)(c & 0x0f) << 12 | (uint32_t)((unsigned char)s[i + 1] & 0x3f) << 6 |
+                             ((unsigned char)s[i + 2] & 0x3f);
+                        i += 3;
+                } else {
+                        return false; /* none above U+FFFF */
+                }
+                if (!((cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20) || cp == 0x85 || cp == 0xa0 ||
+                      cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+                      cp == 0x202f || cp == 0x205f || cp == 0x3000))
+                        return false;
+        }
+        return true;
+}
+
 /* An optional integer field within [lo, hi]. */
 static int get_int(json_t *body, const char *name, int64_t lo, int64_t hi, int64_t *val, HttpError *e)
 {
@@ -126,6 +154,8 @@ int request_parse(const char *data, size_t len, const RequestLimits *lim, bool i
                                   (long long)lim->max_code_bytes);
         if (memchr(json_string_value(code), '\0', code_len))
                 return fail_field(e, "code", "value_error", "code must not contain NUL characters");
+        if (blank(json_string_value(code), code_len))
+                return fail_field(e, "code", "value_error", "code must not be only white space");
 
         int64_t timeout = lim->timeout_default_s, memory = lim->memory_default_mb;
         r = get_int(body, "timeout", 1, lim->timeout_max_s, &timeout, e);

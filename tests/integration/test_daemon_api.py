@@ -321,12 +321,16 @@ BAD_FIELDS = [
     ({"code": "print(1)", "unknown": 1}, "unknown", "extra_forbidden"),
     ({"code": "print(1)", "stdin": 5}, "stdin", "type_error"),
     ({"code": "print(1)\u0000"}, "code", "value_error"),
+    ({"code": "   "}, "code", "value_error"),
+    ({"code": " \t\n\r\x0b\x0c\n"}, "code", "value_error"),
+    ({"code": "\u3000\u00a0\u2028 "}, "code", "value_error"),
 ]
 
 
 @pytest.mark.parametrize("body,field,kind", BAD_FIELDS, ids=[
     "missing-code", "code-int", "code-null", "code-empty", "timeout-0", "timeout-301", "timeout-str",
-    "timeout-float", "timeout-bool", "memory-10", "memory-4096", "unknown-field", "stdin-int", "code-nul"])
+    "timeout-float", "timeout-bool", "memory-10", "memory-4096", "unknown-field", "stdin-int", "code-nul",
+    "code-spaces", "code-ascii-white-space", "code-unicode-white-space"])
 def test_422_run(daemon, body, field, kind):
     r = daemon.request("POST", "/run", body)
     b = assert_error(r, 422, list)
@@ -334,6 +338,17 @@ def test_422_run(daemon, body, field, kind):
     item = b["detail"][0]
     assert item["loc"] == ["body", field], b
     assert item["type"] == kind and item["msg"], b
+
+
+def test_422_white_space_code_on_the_executor_route(daemon):
+    r = daemon.invoke("\n\t  \n")
+    item = assert_error(r, 422, list)["detail"][0]
+    assert item["loc"] == ["body", "code"] and item["type"] == "value_error", item
+
+
+def test_code_with_white_space_around_it_runs(daemon):
+    r = daemon.run("\n\n  \nprint('x')\n\t\n")
+    assert r.status == 200 and r.json["stdout"] == "x\n", r
 
 
 def test_422_long_unknown_field_is_answered(daemon):

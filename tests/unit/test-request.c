@@ -57,6 +57,20 @@ static void test_defaults(void **state)
         assert_null(rr.code);
 }
 
+static void test_code_around_white_space(void **state)
+{
+        static const char *const ok[] = {
+                "{\"code\": \" x \"}", "{\"code\": \"\\n\\tpass\\n\"}", "{\"code\": \"\\u200b\"}", /* zero width: not space */
+                "{\"code\": \"\\u00e9\"}", "{\"code\": \" \\ud83d\\ude00\"}", "{\"code\": \"#\"}",
+        };
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                RunRequest rr;
+                HttpError e;
+                assert_int_equal(parse(ok[i], false, &rr, &e), 0);
+                request_clear(&rr);
+        }
+}
+
 static void test_all_fields(void **state)
 {
         RunRequest rr;
@@ -93,6 +107,10 @@ static void test_field_errors(void **state)
         expect_422("{\"code\": null}", false, "code", "type_error");
         expect_422("{\"code\": \"\"}", false, "code", "value_error");
         expect_422("{\"code\": \"a\\u0000b\"}", false, "code", "value_error");
+        expect_422("{\"code\": \"   \"}", false, "code", "value_error");
+        expect_422("{\"code\": \" \\t\\n\\r\\u000b\\u000c\\u001f\"}", false, "code", "value_error");
+        expect_422("{\"code\": \"\\u0085\\u00a0\\u1680\\u2000\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\"}", true,
+                   "code", "value_error");
         char longcode[200];
         snprintf(longcode, sizeof(longcode), "{\"code\": \"%0101d\"}", 0);
         expect_422(longcode, false, "code", "value_error");
@@ -164,6 +182,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_all_fields),
+                cmocka_unit_test(test_code_around_white_space),
                 cmocka_unit_test(test_body_errors),
                 cmocka_unit_test(test_field_errors),
                 cmocka_unit_test(test_long_field_name_stays_utf8),
