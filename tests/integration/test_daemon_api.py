@@ -259,6 +259,15 @@ def test_400_invalid_utf8(daemon):
                                 headers={"Content-Type": "application/json"}), 400)
 
 
+def test_400_invalid_utf8_quoted_by_the_parser(daemon):
+    """jansson's error text quotes the input near the error, here bytes that
+    are not UTF-8; the reply must still be JSON. (Found by fuzz-request: the
+    daemon used to crash on it.)"""
+    body = b'{"code": " \\\xdf\xa3\x91\xa3\x8a\xcc\xcf\xcf0"}'     # an escape: backslash, then 0xdf
+    assert_error(daemon.request("POST", "/run", body, headers={"Content-Type": "application/json"}), 400)
+    assert daemon.alive()
+
+
 def test_400_duplicate_keys(daemon):
     assert_error(daemon.request("POST", "/run", b'{"code": "print(1)", "code": "print(2)"}',
                                 headers={"Content-Type": "application/json"}), 400)
