@@ -10,13 +10,14 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "json-util.h"
 
 void log_json(json_t *o)
 {
         struct timespec t;
         clock_gettime(CLOCK_REALTIME, &t);
         json_object_set_new(o, "ts", json_real((double)t.tv_sec + (double)t.tv_nsec / 1e9));
-        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *s = json_dumps_shortest(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (s) {
                 fprintf(stderr, "%s\n", s);
                 free(s);
@@ -130,7 +131,7 @@ void reply(Req *r, int code, const char *content_type, struct evbuffer *body, js
 void reply_json(Req *r, int code, json_t *body, json_t *log_extra)
 {
         struct evbuffer *b = evbuffer_new();
-        char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        char *s = body ? json_dumps_shortest(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(body);
         if (!s) {
                 /* A body that could not be made (no memory, bad UTF-8). */
