@@ -36,6 +36,7 @@ typedef struct Daemon {
         KeyList keys;
         RequestLimits limits_run, limits_invoke;
         bool engine_ready, self_test_done, self_test_passed, draining, listener_off;
+        bool rate_set;               /* rate-limit given explicitly: it applies to every client */
         json_t *self_test_failures;
         char reason[256];
         unsigned active, queued, sending, max_concurrency;

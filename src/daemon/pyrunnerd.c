@@ -176,7 +176,8 @@ static bool admit(Req *r, const RouteDef *def)
         } else {
                 client_label(r->req, label, sizeof(label));
         }
-        if (!ratelimit_take(&D.rl, label, now_s(), &retry)) {
+        const struct sockaddr *peer = evhttp_connection_get_addr(evhttp_request_get_connection(r->req));
+        if (ratelimit_applies(D.rate_set, D.keys.n > 0, peer) && !ratelimit_take(&D.rl, label, now_s(), &retry)) {
                 reply_retry(r, 429, "rate limit exceeded", (int)(retry + 0.999));
                 return false;
         }

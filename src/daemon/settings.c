@@ -138,6 +138,7 @@ void settings_parse(int argc, char **argv, struct sockaddr_storage *ret_addr, in
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         D.max_concurrency = D.cfg.max_concurrency ? (unsigned)D.cfg.max_concurrency : (unsigned)MAX(2, 2 * cores);
         set_limits();
+        D.rate_set = config_is_set(&D.cfg, "rate-limit");
 
         *ret_len = sizeof(*ret_addr);
         if (evutil_parse_sockaddr_port(D.cfg.listen, (struct sockaddr *)ret_addr, ret_len) < 0)
