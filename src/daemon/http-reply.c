@@ -82,31 +82,56 @@ static const char *reason_phrase(int code)
         }
 }
 
-/* The last byte of a reply went out (for draining). */
+/* The last byte of a reply went out (for draining). A reply whose
+ * connection breaks first ends in listen.c's close callback instead. */
 static void on_sent(struct evhttp_request *req, void *arg)
 {
-        D.sending--;
-        daemon_maybe_stop();
+        Conn *c = connset_find(&D.conns, evhttp_request_get_connection(req));
+        if (c && c->sending) {
+                c->sending = false;
+                D.sending--;
+                daemon_maybe_stop();
+        }
 }
 
-void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra)
+static void send_reply(Req *r, int code, const char *content_type, struct evbuffer *body)
 {
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-        size_t out = body ? evbuffer_get_length(body) : 0;
+        Conn *c = connset_find(&D.conns, evhttp_request_get_connection(r->req));
 
-        if (r->ev_closed) {
-                event_free(r->ev_closed);
-                r->ev_closed = NULL;
-        }
         evhttp_add_header(h, "X-Request-Id", r->id);
         if (D.cfg.cors_origin[0]) {
                 evhttp_add_header(h, "Access-Control-Allow-Origin", D.cfg.cors_origin);
                 evhttp_add_header(h, "Vary", "Origin");
         }
         evhttp_add_header(h, "Content-Type", content_type ? content_type : "application/json");
-        D.sending++;
-        evhttp_request_set_on_complete_cb(r->req, on_sent, NULL);
+        if (c) {
+                c->sending = true;
+                D.sending++;
+                evhttp_request_set_on_complete_cb(r->req, on_sent, NULL);
+        }
         evhttp_send_reply(r->req, code, reason_phrase(code), body);
+}
+
+void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra)
+{
+        const char *method = evhttp_request_get_command(r->req) == EVHTTP_REQ_POST ? "POST" : "GET";
+        size_t out = 0;
+
+        if (r->ev_closed) {
+                event_free(r->ev_closed);
+                r->ev_closed = NULL;
+        }
+        if (r->gone) {
+                /* Nobody reads it: drop the connection (and the request
+                 * with it); the log says 499. */
+                code = 499;
+                evhttp_connection_free(evhttp_request_get_connection(r->req));
+                r->req = NULL;
+        } else {
+                out = body ? evbuffer_get_length(body) : 0;
+                send_reply(r, code, content_type, body);
+        }
         if (body)
                 evbuffer_free(body);
 
@@ -115,10 +140,9 @@ void reply(Req *r, int code, const char *content_type, struct evbuffer *body, js
         double secs = (double)(t.tv_sec - r->t0.tv_sec) + (double)(t.tv_nsec - r->t0.tv_nsec) / 1e9;
         metrics_request(&D.metrics, r->route, code, secs);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:I, s:I}", "level", "info", "msg", "request",
-                              "request_id", r->id, "method",
-                              evhttp_request_get_command(r->req) == EVHTTP_REQ_POST ? "POST" : "GET", "route",
-                              route_name(r->route), "status", code, "duration_ms", secs * 1e3,
-                              "bytes_in", (json_int_t)r->bytes_in, "bytes_out", (json_int_t)out);
+                              "request_id", r->id, "method", method, "route", route_name(r->route), "status", code,
+                              "duration_ms", secs * 1e3, "bytes_in", (json_int_t)r->bytes_in, "bytes_out",
+                              (json_int_t)out);
         if (r->gone)
                 json_object_set_new(o, "client", json_string("disconnected"));
         if (log_extra)

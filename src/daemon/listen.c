@@ -35,8 +35,14 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
         Conn *c = connset_find(&D.conns, evcon);
         if (!c)
                 return;
+        bool was_sending = c->sending;
         connset_remove(&D.conns, c);
         update_listener();
+        if (was_sending) {
+                /* The reply broke off: on_sent will not come. */
+                D.sending--;
+                daemon_maybe_stop();
+        }
 }
 
 /* evhttp accepted a connection and asks for its bufferevent. */

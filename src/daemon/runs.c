@@ -2,6 +2,7 @@
 /* Runs: the bounded queue in front of the engine, submission, and the
  * replies to finished runs. */
 #include <assert.h>
+#include <errno.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "daemon.h"
 
@@ -125,10 +127,28 @@ void runs_start_next(void)
         daemon_maybe_stop();
 }
 
+/* Whether the client behind fd has gone: end of file or an error (a RST).
+ * Bytes it sent ahead (a pipelined request) say nothing either way. */
+static bool peer_gone(evutil_socket_t fd, short what)
+{
+        char c;
+        if (what & EV_CLOSED)
+                return true;
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* The client went away while its run waited or ran: stop the run. */
 static void on_client_closed(evutil_socket_t fd, short what, void *arg)
 {
         Req *r = arg;
+        if (!peer_gone(fd, what)) {
+                /* Data ahead: from now on only a clean close is seen. */
+                event_del(r->ev_closed);
+                event_assign(r->ev_closed, D.base, fd, EV_CLOSED, on_client_closed, r);
+                event_add(r->ev_closed, NULL);
+                return;
+        }
         r->gone = true;
         event_free(r->ev_closed);
         r->ev_closed = NULL;
@@ -144,10 +164,12 @@ static void on_client_closed(evutil_socket_t fd, short what, void *arg)
 
 void run_admit(Req *r)
 {
-        /* Watch for the client leaving while we work (evhttp does not). */
+        /* Watch for the client leaving while we work (evhttp does not).
+         * EV_CLOSED alone misses a reset: libevent reports EPOLLERR as
+         * readable and writable, never as closed. */
         struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
         evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-        r->ev_closed = event_new(D.base, fd, EV_CLOSED, on_client_closed, r);
+        r->ev_closed = event_new(D.base, fd, EV_READ | EV_CLOSED, on_client_closed, r);
         event_add(r->ev_closed, NULL);
 
         if (D.active < D.max_concurrency) {
