@@ -11,6 +11,7 @@ $PYRUNNERD_BIN, else <repo>/build/src/daemon/pyrunnerd.
       .wait_log(pred), .wait_metric(name, value, **labels)
       .zygote_pid(), .descendants()
   asan_daemon(*flags)   the same from the ASan+UBSan build (build-asan)
+  raw_run(port, code, **fields)   a POST /run on a raw socket, left unread
   daemon_fixture(*flags)   a pytest fixture factory: starts, yields, stops and
       asserts exit status 0.
   RECORDED      every response any Daemon received in this session, for the
@@ -120,6 +121,16 @@ def http_request(port, method, path, body=None, headers=None, timeout=30, conn=N
             c.close()
     record(method, path, resp, body)
     return resp
+
+
+def raw_run(port, code, **fields):
+    """A raw HTTP/1.1 POST /run on a new socket, not read; returns the
+    socket (for tests of clients that leave or stop reading)."""
+    data = json.dumps(dict(fields, code=code)).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    return s
 
 
 class Metrics:

@@ -2,29 +2,30 @@
 same id, including requests whose client left (logged as 499, not sent);
 and a reply that cannot be written does not hold up shutdown."""
 import collections
-import json
 import signal
 import socket
 import struct
 import threading
 import time
 
-from daemon_helpers import Daemon, Metrics, poll_until
-
-
-def _raw_run(port, code, **fields):
-    body = dict(fields, code=code)
-    data = json.dumps(body).encode()
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
-    return s
+from daemon_helpers import Daemon, Metrics, poll_until, raw_run
 
 
 def _reset(s):
     """Closes s with a RST (SO_LINGER 0): writes to it then fail at once."""
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
+
+
+def _stops_at_once(d):
+    """Once nothing runs, SIGTERM stops d well before its 20 s drain deadline."""
+    d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 0)
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait_exit(15)
+    took = time.monotonic() - t0
+    assert rc == 0, (rc, d.stderr_text())
+    assert took < 5, "exited %.1f s after SIGTERM (drain deadline 20 s)" % took
 
 
 SLEEP = "import time\ntime.sleep(%s)\nprint('slept')"
@@ -55,7 +56,7 @@ def test_one_reply_and_one_log_line_per_request():
         t = threading.Thread(target=lambda: out.update(r=req("POST", "/run", {"code": SLEEP % 1})))
         t.start()
         d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 1)
-        gone_queued = _raw_run(d.port, SLEEP % 0)
+        gone_queued = raw_run(d.port, SLEEP % 0)
         sent += 1
         t2 = threading.Thread(target=lambda: out.update(q=req("POST", "/run", {"code": "print('q')"})))
         t2.start()
@@ -66,7 +67,7 @@ def test_one_reply_and_one_log_line_per_request():
         t2.join(20)
         assert out["r"].status == 200 and out["q"].status == 200, out
         # One that leaves while it runs: cancelled, 499.
-        gone_running = _raw_run(d.port, SLEEP % 30, timeout=60)
+        gone_running = raw_run(d.port, SLEEP % 30, timeout=60)
         sent += 1
         d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 1)
         _reset(gone_running)
@@ -103,22 +104,16 @@ def test_a_reply_that_cannot_be_written_does_not_hold_up_shutdown():
     deadline (the reply used to stay counted as being sent)."""
     d = Daemon("--rate-limit", 0, "--max-concurrency", 1, "--drain-timeout-ms", 20000).start()
     try:
-        first = _raw_run(d.port, SLEEP % 0.5)
+        first = raw_run(d.port, SLEEP % 0.5)
         d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 1)
-        queued = _raw_run(d.port, "print(2)")
+        queued = raw_run(d.port, "print(2)")
         d.wait_metric("pyrunner_queue_depth", lambda v: v == 1)
         _reset(queued)
         d.wait_log(lambda o: o.get("status") == 499, 5)
         first.settimeout(10)
         assert first.recv(100).startswith(b"HTTP/1.1 200"), "no reply to the first run"
         first.close()
-        d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 0)
-        t0 = time.monotonic()
-        d.signal(signal.SIGTERM)
-        rc = d.wait_exit(15)
-        took = time.monotonic() - t0
-        assert rc == 0, (rc, d.stderr_text())
-        assert took < 5, "exited %.1f s after SIGTERM (drain deadline 20 s)" % took
+        _stops_at_once(d)
     finally:
         if d.alive():
             d.proc.kill()
@@ -131,19 +126,13 @@ def test_a_reply_cut_off_mid_write_does_not_hold_up_shutdown():
     was sent. SIGTERM must still stop the daemon at once."""
     d = Daemon("--rate-limit", 0, "--output-limit", 32 << 20, "--drain-timeout-ms", 20000).start()
     try:
-        s = _raw_run(d.port, "import sys\nsys.stdout.write('x' * (24 << 20))")
+        s = raw_run(d.port, "import sys\nsys.stdout.write('x' * (24 << 20))")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         line = d.wait_log(lambda o: o.get("msg") == "request" and o.get("route") == "/run", 30)
         assert line["status"] == 200, line
         assert s.recv(100).startswith(b"HTTP/1.1 200")
         _reset(s)
-        d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 0)
-        t0 = time.monotonic()
-        d.signal(signal.SIGTERM)
-        rc = d.wait_exit(15)
-        took = time.monotonic() - t0
-        assert rc == 0, (rc, d.stderr_text())
-        assert took < 5, "exited %.1f s after SIGTERM (drain deadline 20 s)" % took
+        _stops_at_once(d)
     finally:
         if d.alive():
             d.proc.kill()

@@ -90,7 +90,7 @@ def test_queue_drained_into_failing_submits():
                    for i in range(1, 6)]
         for t in waiting:
             t.start()
-        d.wait_metric("pyrunner_queue_depth", lambda v: v == 5)
+        d.wait_metric("pyrunner_queue_depth", lambda v: v == 5, timeout=30)
         with no_free_fds(d.pid):
             first.join(20)
             for t in waiting:
