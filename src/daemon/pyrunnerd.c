@@ -189,6 +189,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         Req *r = req_new(req);
         if (!r) {
                 evhttp_send_error(req, 500, NULL);
+                log_msg("error", "out of memory: a request was answered 500");
                 return;
         }
 

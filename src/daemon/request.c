@@ -22,17 +22,26 @@ static int utf8_prefix(const char *s, size_t max)
         return (int)n;
 }
 
+static __attribute__((format(printf, 5, 0))) int vfail(HttpError *e, int status, const char *type,
+                                                        const char *field, const char *fmt, va_list ap)
+{
+        e->status = status;
+        e->type = type;
+        e->field[0] = '\0';
+        if (field)
+                snprintf(e->field, sizeof(e->field), "%.*s", utf8_prefix(field, sizeof(e->field) - 1), field);
+        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        return status == 500 ? -ENOMEM : -EINVAL;
+}
+
 static __attribute__((format(printf, 4, 5))) int fail(HttpError *e, int status, const char *type,
                                                        const char *fmt, ...)
 {
         va_list ap;
-        e->status = status;
-        e->type = type;
-        e->field[0] = '\0';
         va_start(ap, fmt);
-        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        int r = vfail(e, status, type, NULL, fmt, ap);
         va_end(ap);
-        return status == 500 ? -ENOMEM : -EINVAL;
+        return r;
 }
 
 /* A 422 about field. */
@@ -40,13 +49,10 @@ static __attribute__((format(printf, 4, 5))) int fail_field(HttpError *e, const 
                                                              const char *fmt, ...)
 {
         va_list ap;
-        e->status = 422;
-        e->type = type;
-        snprintf(e->field, sizeof(e->field), "%.*s", utf8_prefix(field, sizeof(e->field) - 1), field);
         va_start(ap, fmt);
-        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        int r = vfail(e, 422, type, field, fmt, ap);
         va_end(ap);
-        return -EINVAL;
+        return r;
 }
 
 void request_limits_from_config(const PyrConfig *c, RequestLimits *ret)

@@ -3,7 +3,10 @@
  * of the executor route, parsed and checked into a RunRequest with the
  * server's limits (request_parse), and the 4xx body made from a refusal.
  *
- *   make fuzz && ./build-fuzz/tests/fuzz/fuzz-request -max_total_time=60 tests/fuzz/corpus/fuzz-request
+ *   make fuzz && mkdir -p /tmp/fuzz-request &&
+ *   ./build-fuzz/tests/fuzz/fuzz-request -max_total_time=60 /tmp/fuzz-request tests/fuzz/corpus/fuzz-request
+ *
+ * (libFuzzer adds what it finds to the first directory, so not the seeds'.)
  *
  * The first byte picks the route and one of three sets of limits; the rest
  * is the body. An accepted request is checked against the limits and
