@@ -47,7 +47,7 @@ const ConfigEntry config_table[] = {
         DINT_ENTRY("insecure-no-auth", insecure_no_auth, 0, 1, 0, "bool", "serve a non-loopback address without API keys"),
         DINT_ENTRY("max-concurrency", max_concurrency, 0, 1024, 0, "runs", "runs at once (0: twice the cores)"),
         DINT_ENTRY("max-queue", max_queue, 0, 100000, 64, "runs", "runs waiting beyond that; more get 429"),
-        DINT_ENTRY("rate-limit", rate_limit, 0, 1000000, 100, "req/s", "requests per second per API key or client (0: off)"),
+        DINT_ENTRY("rate-limit", rate_limit, 0, 1000000, 100, "req/s", "requests per second per API key or client (0: off); unless set, only for non-loopback clients of a server with API keys"),
         DINT_ENTRY("rate-burst", rate_burst, 1, 1000000, 200, "requests", "token bucket size of the rate limit"),
         DINT_ENTRY("max-body-bytes", max_body_bytes, 1024, 64 << 20, 2 << 20, "bytes", "largest request body"),
         DINT_ENTRY("max-header-bytes", max_header_bytes, 1024, 1 << 20, 16 << 10, "bytes", "largest request header block"),
@@ -58,6 +58,7 @@ const ConfigEntry config_table[] = {
         DINT_ENTRY("self-test", self_test, 0, 1, 1, "bool", "try escapes through the sandbox at start; fail closed"),
 };
 const size_t config_table_size = ELEMENTSOF(config_table);
+_Static_assert(ELEMENTSOF(config_table) <= 64, "PyrConfig.set_mask has a bit per setting");
 
 void config_init_defaults(PyrConfig *c)
 {
@@ -132,16 +133,25 @@ int parse_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret
 int config_set(PyrConfig *c, const char *name, const char *value)
 {
         const ConfigEntry *e = config_find(name);
+        int r = 0;
         if (!e)
                 return -ENOENT;
         char *p = (char *)c + e->offset;
-        if (e->type == CONFIG_STR) {
-                if (strlen(value) >= e->str_size)
-                        return -ERANGE;
+        if (e->type == CONFIG_INT)
+                r = parse_int64(value, e->min, e->max, (int64_t *)p);
+        else if (strlen(value) >= e->str_size)
+                r = -ERANGE;
+        else
                 snprintf(p, e->str_size, "%s", value);
-                return 0;
-        }
-        return parse_int64(value, e->min, e->max, (int64_t *)p);
+        if (r == 0)
+                c->set_mask |= UINT64_C(1) << (e - config_table);
+        return r;
+}
+
+bool config_is_set(const PyrConfig *c, const char *name)
+{
+        const ConfigEntry *e = config_find(name);
+        return e && (c->set_mask >> (e - config_table) & 1);
 }
 
 int config_from_env(PyrConfig *c, const char **bad)

@@ -49,6 +49,7 @@ typedef struct PyrConfig {
         int64_t drain_timeout_ms;
         int64_t debug_log;           /* log code and output too */
         int64_t self_test;
+        uint64_t set_mask;           /* bit i: config_table[i] was set, not defaulted */
 } PyrConfig;
 
 typedef enum ConfigType {
@@ -83,6 +84,8 @@ int config_from_env(PyrConfig *c, const char **bad);
 int config_from_file(PyrConfig *c, const char *path, unsigned *line);
 /* Cross-field checks (defaults within maxima); -EINVAL with *why set. */
 int config_validate(const PyrConfig *c, const char **why);
+/* Whether the named setting came from a file, a variable or a flag. */
+bool config_is_set(const PyrConfig *c, const char *name);
 int config_get_int(const PyrConfig *c, const ConfigEntry *e, int64_t *ret);
 void config_print_help(FILE *f, bool daemon);
 /* Strict integer parse of the whole string, with bounds. */

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "json-util.h"
 #include "macro.h"
 #include "proc-util.h"
 #include "pyrunner-config.h"
@@ -185,7 +186,7 @@ static void on_ready(Engine *e, int error, const char *message, void *userdata)
                         info = json_object();
                 json_object_set_new(info, "version", json_string(PYRUNNER_VERSION));
                 json_object_set_new(info, "layers", engine_layers_json(e));
-                json_dumpf(info, stdout, JSON_INDENT(2));
+                json_dumpf_shortest(info, stdout, JSON_INDENT(2));
                 fputc('\n', stdout);
                 json_decref(info);
                 c->have_result = true;
@@ -378,7 +379,7 @@ static int print_result(const Cli *c)
         }
         if (c->json) {
                 json_t *o = run_result_to_json(res);
-                json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+                json_dumpf_shortest(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
                 fputc('\n', stdout);
                 json_decref(o);
         } else {

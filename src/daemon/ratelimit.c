@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "auth.h"
 #include "ratelimit.h"
 
 static uint64_t hash_key(const char *s)
@@ -51,4 +52,9 @@ bool ratelimit_take(RateLimiter *rl, const char *key, double now, double *retry_
         if (retry_after)
                 *retry_after = (1 - b->tokens) / rl->rate;
         return false;
+}
+
+bool ratelimit_applies(bool rate_set, bool have_keys, const struct sockaddr *peer)
+{
+        return rate_set || (have_keys && !sockaddr_is_loopback(peer));
 }

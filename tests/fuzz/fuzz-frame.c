@@ -17,18 +17,10 @@
 #include <string.h>
 
 #include "config.h"
+#include "fuzz-check.h"
 #include "frame.h"
 #include "result.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                     \
-        do {                                                                            \
-                if (!(cond)) {                                                          \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-                        abort();                                                        \
-                }                                                                       \
-        } while (0)
 
 /* ---- frames ---- */
 

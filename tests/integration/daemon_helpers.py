@@ -10,6 +10,8 @@ $PYRUNNERD_BIN, else <repo>/build/src/daemon/pyrunnerd.
       .metrics() -> Metrics, .logs() -> parsed JSON log lines,
       .wait_log(pred), .wait_metric(name, value, **labels)
       .zygote_pid(), .descendants()
+  asan_daemon(*flags)   the same from the ASan+UBSan build (build-asan)
+  raw_run(port, code, **fields)   a POST /run on a raw socket, left unread
   daemon_fixture(*flags)   a pytest fixture factory: starts, yields, stops and
       asserts exit status 0.
   RECORDED      every response any Daemon received in this session, for the
@@ -36,6 +38,11 @@ from conftest import base_env as clean_env  # noqa: E402  (one environment rule)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(REPO, "build", "src", "daemon", "pyrunnerd")
+# The ASan+UBSan build (make unit makes it), for the tests of memory-safety
+# bugs; its sandboxes come from the normal zygote.
+ASAN_DAEMON_BIN = os.environ.get("PYRUNNERD_ASAN_BIN") or os.path.join(REPO, "build-asan", "src", "daemon",
+                                                                       "pyrunnerd")
+ZYGOTE_BIN = os.path.join(os.path.dirname(os.path.dirname(DAEMON_BIN)), "sandbox", "pyrunner-zygote")
 OPENAPI_PATH = os.path.join(REPO, "src", "daemon", "openapi.json")
 PYTHON = "/usr/bin/python3.11"
 
@@ -116,6 +123,16 @@ def http_request(port, method, path, body=None, headers=None, timeout=30, conn=N
     return resp
 
 
+def raw_run(port, code, **fields):
+    """A raw HTTP/1.1 POST /run on a new socket, not read; returns the
+    socket (for tests of clients that leave or stop reading)."""
+    data = json.dumps(dict(fields, code=code)).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    return s
+
+
 class Metrics:
     """Parsed Prometheus text: {(name, frozenset(labels.items())): value}."""
     LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
@@ -140,10 +157,10 @@ class Metrics:
 
 
 class Daemon:
-    def __init__(self, *flags, preload="", env=None, listen_host="127.0.0.1", port=None):
+    def __init__(self, *flags, preload="", env=None, listen_host="127.0.0.1", port=None, binary=None):
         self.port = port or free_port()
         self.listen = "%s:%d" % (listen_host, self.port)
-        self.argv = [DAEMON_BIN, "--listen", self.listen]
+        self.argv = [binary or DAEMON_BIN, "--listen", self.listen]
         if preload is not None:
             self.argv += ["--preload", preload]
         self.argv += [str(f) for f in flags]
@@ -310,6 +327,17 @@ class Daemon:
             if cmdline(pid).startswith("pyrunner-zygote"):
                 return pid
         return None
+
+
+def asan_daemon(*flags, env=None, **kw):
+    """A Daemon from the sanitizer build: any report aborts it (so the test
+    sees a dead daemon and the report is in its stderr)."""
+    assert os.access(ASAN_DAEMON_BIN, os.X_OK), "no ASan build at %s (run make unit)" % ASAN_DAEMON_BIN
+    e = {"PYRUNNER_ZYGOTE": ZYGOTE_BIN, "ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1",
+         "ASAN_SYMBOLIZER_PATH": "/usr/bin/llvm-symbolizer",
+         "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+    e.update(env or {})
+    return Daemon(*flags, env=e, binary=ASAN_DAEMON_BIN, **kw)
 
 
 def daemon_fixture(*flags, preload="", env=None):

@@ -259,6 +259,15 @@ def test_400_invalid_utf8(daemon):
                                 headers={"Content-Type": "application/json"}), 400)
 
 
+def test_400_invalid_utf8_quoted_by_the_parser(daemon):
+    """jansson's error text quotes the input near the error, here bytes that
+    are not UTF-8; the reply must still be JSON. (Found by fuzz-request: the
+    daemon used to crash on it.)"""
+    body = b'{"code": " \\\xdf\xa3\x91\xa3\x8a\xcc\xcf\xcf0"}'     # an escape: backslash, then 0xdf
+    assert_error(daemon.request("POST", "/run", body, headers={"Content-Type": "application/json"}), 400)
+    assert daemon.alive()
+
+
 def test_400_duplicate_keys(daemon):
     assert_error(daemon.request("POST", "/run", b'{"code": "print(1)", "code": "print(2)"}',
                                 headers={"Content-Type": "application/json"}), 400)
@@ -321,12 +330,16 @@ BAD_FIELDS = [
     ({"code": "print(1)", "unknown": 1}, "unknown", "extra_forbidden"),
     ({"code": "print(1)", "stdin": 5}, "stdin", "type_error"),
     ({"code": "print(1)\u0000"}, "code", "value_error"),
+    ({"code": "   "}, "code", "value_error"),
+    ({"code": " \t\n\r\x0b\x0c\n"}, "code", "value_error"),
+    ({"code": "\u3000\u00a0\u2028 "}, "code", "value_error"),
 ]
 
 
 @pytest.mark.parametrize("body,field,kind", BAD_FIELDS, ids=[
     "missing-code", "code-int", "code-null", "code-empty", "timeout-0", "timeout-301", "timeout-str",
-    "timeout-float", "timeout-bool", "memory-10", "memory-4096", "unknown-field", "stdin-int", "code-nul"])
+    "timeout-float", "timeout-bool", "memory-10", "memory-4096", "unknown-field", "stdin-int", "code-nul",
+    "code-spaces", "code-ascii-white-space", "code-unicode-white-space"])
 def test_422_run(daemon, body, field, kind):
     r = daemon.request("POST", "/run", body)
     b = assert_error(r, 422, list)
@@ -334,6 +347,30 @@ def test_422_run(daemon, body, field, kind):
     item = b["detail"][0]
     assert item["loc"] == ["body", field], b
     assert item["type"] == kind and item["msg"], b
+
+
+def test_422_white_space_code_on_the_executor_route(daemon):
+    r = daemon.invoke("\n\t  \n")
+    item = assert_error(r, 422, list)["detail"][0]
+    assert item["loc"] == ["body", "code"] and item["type"] == "value_error", item
+
+
+def test_code_with_white_space_around_it_runs(daemon):
+    r = daemon.run("\n\n  \nprint('x')\n\t\n")
+    assert r.status == 200 and r.json["stdout"] == "x\n", r
+
+
+def test_422_long_unknown_field_is_answered(daemon):
+    """An unknown field whose name is long and not ASCII: the reply quotes a
+    cut of it that is still valid UTF-8. (A cut in the middle of a character
+    made the reply body NULL and crashed the daemon.)"""
+    name = "\u20ac" * 60
+    r = daemon.request("POST", "/run", {"code": "print(1)", name: 1})
+    assert r.status == 422, r
+    item = r.json["detail"][0]
+    assert item["type"] == "extra_forbidden", item
+    assert name.startswith(item["loc"][1]) and item["loc"][1], item
+    assert daemon.alive()
 
 
 def test_422_invoke(daemon):

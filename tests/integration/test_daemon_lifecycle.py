@@ -10,18 +10,7 @@ import time
 
 import pytest
 
-from daemon_helpers import Daemon, cmdline, descendants, nspid, pid_alive, pidns, poll_until
-
-
-def _send_run(port, code, **fields):
-    """A raw HTTP/1.1 POST /run on a new socket; returns the socket."""
-    body = dict(fields)
-    body["code"] = code
-    data = json.dumps(body).encode()
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
-    return s
+from daemon_helpers import Daemon, cmdline, raw_run, descendants, nspid, pid_alive, pidns, poll_until
 
 
 def _helpers(d):
@@ -81,7 +70,7 @@ def test_client_disconnect_cancels_run():
     d = Daemon("--rate-limit", 0).start()
     try:
         base = _stable_sandbox_count(d)
-        s = _send_run(d.port, FORK_AND_SLEEP, timeout=60)
+        s = raw_run(d.port, FORK_AND_SLEEP, timeout=60)
         d.wait_metric("pyrunner_active_sandboxes", lambda v: v == 1)
         run_procs = poll_until(lambda: _run_namespace_procs(d), 5, what="the run's processes")
         assert len(run_procs) >= 3, run_procs               # pid 1, pid 2, the fork

@@ -61,6 +61,49 @@ def test_rate_limit_per_client_without_keys():
         assert d.stop() == 0, d.stderr_text()
 
 
+def _burst(d, n, key=None):
+    """n requests on one keep-alive connection, as fast as they go; each
+    takes a token (they stop at 415, after the rate limit). The statuses."""
+    c = d.connection()
+    h = {"Content-Type": "text/plain"}
+    if key:
+        h["Authorization"] = "Bearer " + key
+    try:
+        return [d.request("POST", "/run", b"{}", headers=h, conn=c).status for _ in range(n)]
+    finally:
+        c.close()
+
+
+def test_default_rate_limit_spares_loopback_clients():
+    """A default daemon (no API keys, loopback) does not rate-limit: 500
+    requests in a row, over the default burst of 200, get no 429. Nor does a
+    daemon with keys for its loopback clients. (The defaults used to refuse
+    a local benchmark.)"""
+    for flags, key in (((), None), (("--api-keys", "k1"), "k1")):
+        d = Daemon(*flags).start()
+        try:
+            statuses = _burst(d, 500, key)
+            assert statuses.count(415) == 500, {s: statuses.count(s) for s in set(statuses)}
+        finally:
+            assert d.stop() == 0, d.stderr_text()
+
+
+def test_explicit_rate_limit_applies_to_loopback_too(tmp_path):
+    """A rate set by flag, PYRUNNER_RATE_LIMIT or the config file applies to
+    every client, loopback included, with or without keys."""
+    conf = tmp_path / "pyrunnerd.conf"
+    conf.write_text("rate-limit = 1\n")
+    for flags, env, key in ((("--rate-limit", 1), None, None),
+                            ((), {"PYRUNNER_RATE_LIMIT": "1"}, None),
+                            (("--config", conf, "--api-keys", "k1"), None, "k1")):
+        d = Daemon("--rate-burst", 5, *flags, env=env).start()
+        try:
+            statuses = _burst(d, 8, key)
+            assert statuses[:5] == [415] * 5 and 429 in statuses[5:], (flags, env, statuses)
+        finally:
+            assert d.stop() == 0, d.stderr_text()
+
+
 # ---- 5. concurrency cap and queue ----
 
 @pytest.fixture

@@ -236,6 +236,29 @@ static void test_set_unknown_name(void **state)
         assert_memory_equal(&c, &before, sizeof(c));
 }
 
+/* A setting counts as set only once a value was accepted for it. */
+static void test_is_set(void **state)
+{
+        PyrConfig c;
+        config_init_defaults(&c);
+        for (size_t i = 0; i < config_table_size; i++)
+                assert_false(config_is_set(&c, config_table[i].name));
+        assert_int_equal(config_set(&c, "rate-limit", "nope"), -EINVAL);
+        assert_false(config_is_set(&c, "rate-limit"));
+        /* Set to its default value: still set. */
+        assert_int_equal(config_set(&c, "rate-limit", "100"), 0);
+        assert_true(config_is_set(&c, "rate-limit"));
+        assert_false(config_is_set(&c, "rate-burst"));
+        assert_int_equal(config_set(&c, "preload", ""), 0);
+        assert_true(config_is_set(&c, "preload"));
+        assert_false(config_is_set(&c, "no-such-setting"));
+        setenv("PYRUNNER_RATE_BURST", "7", 1);
+        assert_int_equal(config_from_env(&c, NULL), 0);
+        unsetenv("PYRUNNER_RATE_BURST");
+        assert_true(config_is_set(&c, "rate-burst"));
+        assert_int_equal(c.rate_burst, 7);
+}
+
 static void test_set_string(void **state)
 {
         PyrConfig c;
@@ -601,6 +624,7 @@ int main(void)
                 cmocka_unit_test(test_set_accepts_sign_and_zeros),
                 cmocka_unit_test(test_set_unknown_name),
                 cmocka_unit_test(test_set_string),
+                cmocka_unit_test(test_is_set),
                 cmocka_unit_test(test_parse_int64),
                 cmocka_unit_test(test_parse_seconds_ok),
                 cmocka_unit_test(test_parse_seconds_rejects),

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 
 #include "ratelimit.h"
 
@@ -60,6 +61,24 @@ static void test_many_keys_reuse_slots(void **state)
         }
 }
 
+static void test_who_is_limited(void **state)
+{
+        struct sockaddr_in lo = { .sin_family = AF_INET }, far = { .sin_family = AF_INET };
+        inet_pton(AF_INET, "127.0.0.1", &lo.sin_addr);
+        inet_pton(AF_INET, "203.0.113.7", &far.sin_addr);
+        /* Default rate: only remote clients of a server with keys. */
+        assert_false(ratelimit_applies(false, false, (struct sockaddr *)&lo));
+        assert_false(ratelimit_applies(false, false, (struct sockaddr *)&far));
+        assert_false(ratelimit_applies(false, true, (struct sockaddr *)&lo));
+        assert_true(ratelimit_applies(false, true, (struct sockaddr *)&far));
+        /* No address known: treated as remote. */
+        assert_true(ratelimit_applies(false, true, NULL));
+        /* An explicit rate: everyone. */
+        assert_true(ratelimit_applies(true, false, (struct sockaddr *)&lo));
+        assert_true(ratelimit_applies(true, true, (struct sockaddr *)&lo));
+        assert_true(ratelimit_applies(true, false, (struct sockaddr *)&far));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -68,6 +87,7 @@ int main(void)
                 cmocka_unit_test(test_capacity_caps_idle_refill),
                 cmocka_unit_test(test_zero_rate_is_off),
                 cmocka_unit_test(test_many_keys_reuse_slots),
+                cmocka_unit_test(test_who_is_limited),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* pyrunnerd's state and the functions its files share. One global, D: the
+ * daemon is one event loop, and everything runs on it. */
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "auth.h"
+#include "config.h"
+#include "connset.h"
+#include "engine.h"
+#include "macro.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "request.h"
+
+typedef struct Req Req;
+TAILQ_HEAD(ReqList, Req);
+
+typedef struct Daemon {
+        struct event_base *base;
+        PyrConfig cfg;
+        Engine *engine;
+        struct evhttp *http;
+        struct evconnlistener *listener;
+        struct evhttp_bound_socket *bound;
+        Metrics metrics;
+        RateLimiter rl;
+        KeyList keys;
+        RequestLimits limits_run, limits_invoke;
+        bool engine_ready, self_test_done, self_test_passed, draining, listener_off;
+        bool rate_set;               /* rate-limit given explicitly: it applies to every client */
+        json_t *self_test_failures;
+        char reason[256];
+        unsigned active, queued, sending, max_concurrency;
+        struct ReqList queue, all;
+        ConnSet conns;
+        struct event *ev_term, *ev_int, *ev_drain, *ev_adopt;
+        uint64_t next_id;
+} Daemon;
+
+struct Req {
+        struct evhttp_request *req;
+        Route route;
+        char id[20];
+        struct timespec t0;
+        size_t bytes_in;
+        RunRequest run;
+        uint64_t ticket;
+        bool submitted, queued, gone;
+        struct event *ev_closed;
+        TAILQ_ENTRY(Req) qlink, link;
+};
+
+extern Daemon D;
+
+/* http-reply.c: requests, replies and the JSON log */
+Req *req_new(struct evhttp_request *req);
+void req_free(Req *r);
+void log_json(json_t *o);
+void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Each sends body (JSON unless content_type says otherwise), writes the
+ * request's log line and frees r. */
+void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra);
+void reply_json(Req *r, int code, json_t *body, json_t *log_extra);
+void reply_error(Req *r, int code, const char *detail);
+void reply_retry(Req *r, int code, const char *detail, int seconds);
+void reply_http_error(Req *r, const HttpError *e);
+
+/* runs.c: the run queue */
+/* Queues or submits a parsed run (r->run), or answers 429. */
+void run_admit(Req *r);
+void runs_start_next(void);
+/* On the drain deadline: 503 to the queued, cancel the running. */
+void runs_abort_all(void);
+
+/* listen.c: the listening socket and the connection cap */
+struct sockaddr;
+void listen_start(const struct sockaddr *sa, int salen);
+/* Closes the listening socket: new clients are refused at once. */
+void listen_stop(void);
+/* Frees evhttp and every connection. */
+void listen_done(void);
+
+/* settings.c */
+struct sockaddr_storage;
+/* Exits 2 with a one-line message on a bad setting. */
+void settings_parse(int argc, char **argv, struct sockaddr_storage *ret_addr, int *ret_len);
+_noreturn_ void fail_config(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* pyrunnerd.c */
+/* Ends the loop once draining and nothing is left in flight. */
+void daemon_maybe_stop(void);

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/* The listening socket and the cap on open connections.
+ *
+ * libevent 2.1.12 has no evhttp_set_max_connections (that came in 2.2) and
+ * keeps its accept callback private, but it asks evhttp_set_bevcb's
+ * callback for the bufferevent of every connection it accepts, before
+ * anything else happens on it. That is where a connection is counted, and
+ * at the cap the listener is disabled, so further clients wait in the
+ * kernel's backlog. Once the accept callback has returned, the new
+ * evhttp_connection is the bufferevent's callback argument: it is then
+ * given a close callback, which gives the slot back. */
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+static void update_listener(void)
+{
+        bool on = D.listener && !D.draining && !connset_full(&D.conns);
+        if (!D.listener || on == !D.listener_off)
+                return;
+        if (on)
+                evconnlistener_enable(D.listener);
+        else
+                evconnlistener_disable(D.listener);
+        D.listener_off = !on;
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+        Conn *c = connset_find(&D.conns, evcon);
+        if (!c)
+                return;
+        bool was_sending = c->sending;
+        connset_remove(&D.conns, c);
+        update_listener();
+        if (was_sending) {
+                /* The reply broke off: on_sent will not come. */
+                D.sending--;
+                daemon_maybe_stop();
+        }
+}
+
+/* evhttp accepted a connection and asks for its bufferevent. */
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
+{
+        struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+        Conn *c;
+        if (!bev)
+                return NULL; /* evhttp tries once more, uncounted */
+        if (connset_add(&D.conns, bev, &c) < 0)
+                return bev;
+        /* Our reference keeps bev valid until on_adopt, even if evhttp
+         * gives up on the connection first. */
+        bufferevent_incref(bev);
+        event_active(D.ev_adopt, EV_TIMEOUT, 1);
+        update_listener();
+        return bev;
+}
+
+/* Right after accept: file each new connection under its evhttp_connection. */
+static void on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+        Conn *c;
+        while ((c = connset_first_pending(&D.conns))) {
+                struct bufferevent *bev = c->bev;
+                void *evcon = NULL;
+                /* evhttp's connection is the callback argument; freeing a
+                 * bufferevent clears it. */
+                bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+                if (evcon && connset_adopt(&D.conns, c, evcon) == -EEXIST) {
+                        connset_remove(&D.conns, connset_find(&D.conns, evcon)); /* closed unseen */
+                        (void)connset_adopt(&D.conns, c, evcon);
+                }
+                if (c->evcon)
+                        evhttp_connection_set_closecb(evcon, on_conn_close, NULL);
+                else
+                        connset_remove(&D.conns, c);
+                bufferevent_decref(bev);
+        }
+        update_listener();
+}
+
+void listen_start(const struct sockaddr *sa, int salen)
+{
+        if (connset_init(&D.conns, (size_t)D.cfg.max_connections) < 0)
+                fail_config("out of memory");
+        D.ev_adopt = event_new(D.base, -1, 0, on_adopt, NULL);
+        if (!D.ev_adopt)
+                fail_config("out of memory");
+        evhttp_set_bevcb(D.http, on_accept, NULL);
+        D.listener = evconnlistener_new_bind(D.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+                                             sa, salen);
+        if (!D.listener)
+                fail_config("cannot listen on %s: %s", D.cfg.listen, strerror(errno));
+        D.bound = evhttp_bind_listener(D.http, D.listener);
+        if (!D.bound)
+                fail_config("cannot serve on %s", D.cfg.listen);
+}
+
+void listen_stop(void)
+{
+        evhttp_del_accept_socket(D.http, D.bound);
+        D.bound = NULL;
+        D.listener = NULL;
+        D.listener_off = true;
+}
+
+void listen_done(void)
+{
+        Conn *c;
+        D.listener = NULL; /* evhttp_free frees it */
+        evhttp_free(D.http);
+        D.http = NULL;
+        while ((c = connset_first_pending(&D.conns))) {
+                struct bufferevent *bev = c->bev;
+                connset_remove(&D.conns, c);
+                bufferevent_decref(bev);
+        }
+        connset_done(&D.conns);
+        event_free(D.ev_adopt);
+}
