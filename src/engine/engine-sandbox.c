@@ -421,10 +421,15 @@ static void sandbox_on_out(evutil_socket_t fd, short what, void *arg)
         (void)drain_pipe(sb, fd == sb->err_fd);
 }
 
-void sandbox_drain(Sandbox *sb)
+void sandbox_drain_output(Sandbox *sb)
 {
         (void)drain_pipe(sb, false);
         (void)drain_pipe(sb, true);
+}
+
+void sandbox_drain(Sandbox *sb)
+{
+        sandbox_drain_output(sb);
         if (!sb->ctl)
                 return;
         /* A bufferevent reads 16 KiB per loop pass: take the rest of a

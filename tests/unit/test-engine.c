@@ -733,6 +733,65 @@ static FakeSb *h_running(Harness *h, FakeZyg *z, const char *code)
 
 /* --- the cases ----------------------------------------------------------- */
 
+static void test_normal_run(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit_stdin(h, "print('hi')", 5000, "some input\n");
+        EngineStats st = h_stats(h);
+        assert_int_equal(st.queued, 0);
+        assert_int_equal(st.active, 0);
+        assert_false(engine_idle(h->e));
+
+        FakeSb *sb = fz_wait_spawn(z);
+        sb_spawned(sb);
+        sb_ready(sb);
+        sb_expect_run(sb, "print('hi')");
+        assert_int_equal(h_stats(h).runs_started, 1);
+        char in[64] = { 0 };
+        assert_true(RUN_UNTIL(h, read(sb->in, in, sizeof(in) - 1) > 0, 2000));
+        assert_string_equal(in, "some input\n");
+
+        assert_int_equal(fd_write_all(sb->out, "hello\n", 6), 0);
+        sb_result(sb, "success", 0);
+        proc_exit(&sb->pid2, 0);
+        assert_done(h, d, RUN_SUCCESS);
+        assert_int_equal(d->exit_code, 0);
+        assert_string_equal(d->out, "hello\n");
+        assert_null(d->message);
+        assert_all_gone(h);
+        st = h_stats(h);
+        assert_int_equal(st.runs_started, 1);
+        assert_int_equal(st.runs_finished, 1);
+        assert_int_equal(st.deadline_misses, 0);
+        assert_int_equal(st.zygote_deaths, 0);
+        assert_int_equal(z->bad, 0);
+}
+
+/* Output written before the result frame is part of the result, even when
+ * the engine happens to see the ctl socket before the pipe. */
+static void test_output_before_result(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit(h, "print('hi')", 5000);
+        FakeSb *sb = h_running(h, z, "print('hi')");
+
+        /* Half a frame first, so that ctl is the socket the loop looks at
+         * first; then stdout; then the rest of the frame. */
+        const char *json = "{\"type\":\"result\",\"status\":\"success\",\"exit_code\":0,\"error\":null}";
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        frame_put_header(hdr, (uint32_t)strlen(json));
+        assert_int_equal(fd_write_all(sb->ctl, hdr, sizeof(hdr)), 0);
+        assert_int_equal(fd_write_all(sb->ctl, json, 10), 0);
+        assert_true(RUN_UNTIL(h, sb_unread(sb) == 0, 2000));
+        assert_int_equal(fd_write_all(sb->out, "hello\n", 6), 0);
+        assert_int_equal(fd_write_all(sb->ctl, json + 10, strlen(json) - 10), 0);
+        assert_done(h, d, RUN_SUCCESS);
+        assert_string_equal(d->out, "hello\n");
+        assert_all_gone(h);
+}
+
 static void test_ready_before_spawned(void **state)
 {
         Harness *h = *state;
@@ -1085,6 +1144,8 @@ int main(int argc, char **argv)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         const struct CMUnitTest tests[] = {
+                T(test_normal_run),
+                T(test_output_before_result),
                 T(test_ready_before_spawned),
                 T(test_ready_before_spawned_timeout),
                 T(test_spawned_late),
