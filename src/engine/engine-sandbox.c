@@ -433,12 +433,16 @@ void sandbox_drain(Sandbox *sb)
         if (!sb->ctl)
                 return;
         /* A bufferevent reads 16 KiB per loop pass: take the rest of a
-         * large result now, before the socket goes with the sandbox. */
+         * large result now, before the socket goes with the sandbox. The
+         * bufferevent keeps its input's end frozen outside its own reads,
+         * where evbuffer_read fails at once. */
         struct evbuffer *in = bufferevent_get_input(sb->ctl);
         int fd = bufferevent_getfd(sb->ctl);
         size_t cap = (size_t)sb->e->cfg.max_result_bytes + FRAME_HEADER_SIZE;
+        evbuffer_unfreeze(in, 0);
         while (fd >= 0 && evbuffer_get_length(in) <= cap && evbuffer_read(in, fd, 65536) > 0)
                 ;
+        evbuffer_freeze(in, 0);
         sandbox_parse_ctl(sb, true);
 }
 

@@ -527,6 +527,29 @@ static int sb_unread(const FakeSb *sb)
         return n;
 }
 
+static void sb_on_writable(evutil_socket_t fd, short what, void *arg)
+{
+        FakeSb *sb = arg;
+        while (sb->woff < sb->wlen) {
+                ssize_t n = write(sb->ctl, sb->wbuf + sb->woff, sb->wlen - sb->woff);
+                if (n <= 0)
+                        return;
+                sb->woff += (size_t)n;
+        }
+        event_del(sb->ev_write);
+}
+
+/* Writes len bytes to ctl as the engine makes room, from the loop. */
+static void sb_write_async(FakeSb *sb, char *buf, size_t len)
+{
+        sb->wbuf = buf;
+        sb->wlen = len;
+        sb->woff = 0;
+        sb->ev_write = event_new(sb->z->h->base, sb->ctl, EV_WRITE | EV_PERSIST, sb_on_writable, sb);
+        assert_non_null(sb->ev_write);
+        event_add(sb->ev_write, NULL);
+}
+
 static void sb_cleanup(FakeSb *sb)
 {
         if (sb->ev_write)
@@ -926,6 +949,41 @@ static void test_init_exit_before_exited(void **state)
         assert_all_gone(h);
 }
 
+/* S3 of the review: a result frame far larger than what a bufferevent
+ * reads per pass, all written before pid 2's exit and pid 1's, is kept. */
+static void test_large_result(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit(h, "'x' * 4000000", 5000);
+        FakeSb *sb = h_running(h, z, "'x' * 4000000");
+
+        const size_t vlen = 4000000;
+        const char *head = "{\"type\":\"result\",\"status\":\"success\",\"exit_code\":0,\"error\":null,\"result\":\"";
+        size_t hlen = strlen(head), plen = hlen + vlen + 2;
+        char *buf = malloc(FRAME_HEADER_SIZE + plen);
+        assert_non_null(buf);
+        frame_put_header((uint8_t *)buf, (uint32_t)plen);
+        memcpy(buf + FRAME_HEADER_SIZE, head, hlen);
+        memset(buf + FRAME_HEADER_SIZE + hlen, 'x', vlen);
+        memcpy(buf + FRAME_HEADER_SIZE + hlen + vlen, "\"}", 2);
+        /* Room for all of it in the socket (root may exceed wmem_max). */
+        int big = 16 << 20;
+        (void)setsockopt(sb->ctl, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+        sb_write_async(sb, buf, FRAME_HEADER_SIZE + plen);
+        assert_true(RUN_UNTIL(h, sb->woff == sb->wlen, 10000));
+        int unread = sb_unread(sb);
+        assert_true(unread > 65536); /* the case under test: most is still in the socket */
+        assert_int_equal(d->calls, 0);
+
+        proc_exit(&sb->pid2, 0);
+        assert_done(h, d, RUN_SUCCESS);
+        assert_non_null(d->result);
+        assert_true(json_is_string(d->result));
+        assert_int_equal(json_string_length(d->result), vlen);
+        assert_all_gone(h);
+}
+
 static void test_zygote_dies_mid_spawn(void **state)
 {
         Harness *h = *state;
@@ -1154,6 +1212,7 @@ int main(int argc, char **argv)
                 T(test_exited_before_result_code),
                 T(test_exited_before_result_killed),
                 T(test_init_exit_before_exited),
+                T(test_large_result),
                 T(test_zygote_dies_mid_spawn),
                 T(test_zygote_dies_running),
                 T(test_watchdog_kills_silent_zygote),
