@@ -164,13 +164,18 @@ void sandbox_check(Sandbox *sb)
                 else
                         return;
         }
-        if (now_usec() - sb->dying_since < DYING_AT_MOST_MS * 1000ULL) {
+        usec_t age = now_usec() - sb->dying_since;
+        if (age < DYING_AT_MOST_MS * 1000ULL) {
                 /* Without a cgroup, only a SPAWNED still in flight brings
                  * a handle to kill the sandbox by. */
-                if (!sb->spawned && !zyg_gone(sb) && !sb->has_cg)
+                bool wait = (!sb->spawned && !zyg_gone(sb) && !sb->has_cg) || !sandbox_gone(sb);
+                /* The timer counts from the loop's cached, coarse time, so
+                 * it may fire a little before this clock says: again. */
+                if (wait) {
+                        if (!evtimer_pending(sb->ev_timer, NULL))
+                                sandbox_set_timer(sb, (int64_t)((DYING_AT_MOST_MS * 1000ULL - age) / 1000) + 1);
                         return;
-                if (!sandbox_gone(sb))
-                        return;
+                }
         }
         if (sb->has_cg) {
                 int r = cg_destroy(&sb->cg);

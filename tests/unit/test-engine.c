@@ -1156,6 +1156,23 @@ static void test_kill_grace(void **state)
         assert_int_equal(d->calls, 1);
 }
 
+/* A sandbox whose pid 2 is never reported gone is freed after 2 s
+ * (DYING_AT_MOST_MS), even when the loop pass that let it go was slow. */
+static void test_dying_bounded(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit(h, "while True: pass", 200);
+        FakeSb *sb = h_running(h, z, "while True: pass");
+        sb->no_exited = true;
+        h->notice_ms = 20; /* inside the pass that lets the sandbox go */
+        assert_done(h, d, RUN_INTERNAL_ERROR);
+        assert_true(h_noticed(h, "kill_grace_missed"));
+        assert_false(engine_idle(h->e));
+        assert_true(RUN_UNTIL(h, engine_idle(h->e), 2000 + SLACK_MS));
+        assert_true(ms_between(d->at, now_usec()) >= 1900); /* about DYING_AT_MOST_MS */
+}
+
 static void test_pool(void **state)
 {
         Harness *h = *state;
@@ -1223,6 +1240,7 @@ int main(int argc, char **argv)
                 T(test_version_mismatch),
                 T(test_zygote_error_at_start),
                 T(test_kill_grace),
+                T(test_dying_bounded),
                 cmocka_unit_test_setup_teardown(test_pool, setup_pool2, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
