@@ -194,6 +194,8 @@ void sandbox_check(Sandbox *sb)
 static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg)
 {
         Sandbox *sb = arg;
+        Engine *e = sb->e;
+        uint64_t id = sb->id;
 
         if (sb->state == SB_SPAWNING) {
                 /* The start deadline. A SPAWNED that never came means the
@@ -207,7 +209,10 @@ static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg)
                 if (sb->job) {
                         job_fail(sb->job, "the sandbox did not start within %lld ms",
                                  (long long)sb->e->cfg.start_timeout_ms);
-                        return;
+                        /* That let go of sb only if it was dead; else this
+                         * timer was the last thing to end it. */
+                        if (sandbox_by_id(e, id) != sb)
+                                return;
                 }
                 sandbox_let_go(sb);
         }

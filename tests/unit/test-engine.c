@@ -860,6 +860,55 @@ static void test_ready_before_spawned_timeout(void **state)
         assert_int_equal(h_stats(h).deadline_misses, 0);
 }
 
+/* A zygote that sent no SPAWNED is replaced, and the new one serves. */
+static void spawned_missing(Harness *h, FakeZyg *z, FakeSb *sb, Done *d)
+{
+        FakeZyg *z2 = h_expect_restart(h);
+        assert_done(h, d, RUN_INTERNAL_ERROR);
+        assert_message_has(d, "did not start within 300 ms");
+        double late = ms_between(d->submitted, d->at);
+        assert_true(late >= START_MS - EARLY_MS && late < START_MS + SLACK_MS);
+        assert_true(h_noticed(h, "spawn_lost"));
+        assert_true(RUN_UNTIL(h, h_stats(h).zygote_starts == 2, 2000));
+
+        fz_send_ready(z2, ZYG_PROTO_VERSION);
+        RUN_FOR(h, 20);
+        Done *d2 = h_submit(h, "y = 2", 5000);
+        FakeSb *sb2 = h_running(h, z2, "y = 2");
+        assert_int_equal(z->nsbs, 1); /* the old one got nothing more */
+        sb_result(sb2, "success", 0);
+        proc_exit(&sb2->pid2, 0);
+        assert_done(h, d2, RUN_SUCCESS);
+        assert_int_equal(h->ready_calls, 1);
+        /* The old zygote goes once its last sandbox is let go. */
+        assert_true(RUN_UNTIL(h, z->proc.exited, 4000));
+        assert_all_gone(h);
+}
+
+static void test_spawned_lost(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit(h, "x = 1", 5000);
+        FakeSb *sb = fz_wait_spawn(z);
+        sb_ready(sb);
+        spawned_missing(h, z, sb, d);
+}
+
+static void test_spawned_forged(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit(h, "x = 1", 5000);
+        FakeSb *sb = fz_wait_spawn(z);
+        sb_start_procs(sb);
+        fz_send_spawned(z, sb->id + 1000, 0, NULL, sb->pid2.pid, sb->init.pid, sb->init.pidfd);
+        sb_ready(sb);
+        spawned_missing(h, z, sb, d);
+        /* The forged pidfd was never taken for a sandbox: its pid 1 lives. */
+        assert_false(sb->init.exited);
+}
+
 /* A SPAWNED that comes after the start deadline: its pid 1 is killed. */
 static void test_spawned_late(void **state)
 {
@@ -1223,6 +1272,8 @@ int main(int argc, char **argv)
                 T(test_output_before_result),
                 T(test_ready_before_spawned),
                 T(test_ready_before_spawned_timeout),
+                T(test_spawned_lost),
+                T(test_spawned_forged),
                 T(test_spawned_late),
                 T(test_spawned_error),
                 T(test_result_before_exited),
