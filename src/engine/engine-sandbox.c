@@ -207,6 +207,7 @@ static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg)
                         (void)zyg_start(sb->e);
                 }
                 if (sb->job) {
+                        e->stats.deadline_misses++;
                         job_fail(sb->job, "the sandbox did not start within %lld ms",
                                  (long long)sb->e->cfg.start_timeout_ms);
                         /* That let go of sb only if it was dead; else this

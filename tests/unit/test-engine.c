@@ -869,6 +869,7 @@ static void spawned_missing(Harness *h, FakeZyg *z, FakeSb *sb, Done *d)
         double late = ms_between(d->submitted, d->at);
         assert_true(late >= START_MS - EARLY_MS && late < START_MS + SLACK_MS);
         assert_true(h_noticed(h, "spawn_lost"));
+        assert_int_equal(h_stats(h).deadline_misses, 1);
         assert_true(RUN_UNTIL(h, h_stats(h).zygote_starts == 2, 2000));
 
         fz_send_ready(z2, ZYG_PROTO_VERSION);
