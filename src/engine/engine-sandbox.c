@@ -204,7 +204,8 @@ static void sandbox_on_timer(evutil_socket_t fd, short what, void *arg)
                         engine_notice(sb->e, "spawn_lost", "sandbox %llu: no SPAWNED from the zygote; replacing it",
                                       (unsigned long long)sb->id);
                         zyg_retire(sb->zyg);
-                        (void)zyg_start(sb->e);
+                        /* From the loop, which retries a start that fails. */
+                        event_active(e->ev_restart, EV_TIMEOUT, 0);
                 }
                 if (sb->job) {
                         e->stats.deadline_misses++;

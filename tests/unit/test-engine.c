@@ -925,6 +925,32 @@ static void test_spawned_late(void **state)
         assert_true(RUN_UNTIL(h, engine_idle(h->e), 1000));
 }
 
+/* The start-deadline's zygote restart fails: it is tried again within
+ * engine_on_restart's second, not only once the old zygote has gone (its
+ * sandbox waits DYING_AT_MOST_MS for a late SPAWNED first). */
+static void test_spawned_lost_restart_retried(void **state)
+{
+        Harness *h = *state;
+        FakeZyg *z = h_up(h);
+        Done *d = h_submit(h, "x = 1", 5000);
+        (void)fz_wait_spawn(z);
+        assert_null(h->pending); /* so the restart the deadline asks for fails */
+        assert_done(h, d, RUN_INTERNAL_ERROR);
+        assert_true(h_noticed(h, "spawn_lost"));
+        assert_int_equal(h_stats(h).zygote_starts, 1);
+        FakeZyg *z2 = h_expect_restart(h);
+        assert_true(RUN_UNTIL(h, h_stats(h).zygote_starts == 2, 3000));
+        assert_true(ms_between(d->at, now_usec()) < 1800);
+        fz_send_ready(z2, ZYG_PROTO_VERSION);
+        RUN_FOR(h, 20);
+        Done *d2 = h_submit(h, "y = 2", 5000);
+        FakeSb *sb2 = h_running(h, z2, "y = 2");
+        sb_result(sb2, "success", 0);
+        proc_exit(&sb2->pid2, 0);
+        assert_done(h, d2, RUN_SUCCESS);
+        assert_all_gone(h);
+}
+
 static void test_spawned_error(void **state)
 {
         Harness *h = *state;
@@ -1276,6 +1302,7 @@ int main(int argc, char **argv)
                 T(test_spawned_lost),
                 T(test_spawned_forged),
                 T(test_spawned_late),
+                T(test_spawned_lost_restart_retried),
                 T(test_spawned_error),
                 T(test_result_before_exited),
                 T(test_exited_before_result_code),
