@@ -754,6 +754,24 @@ static FakeSb *h_running(Harness *h, FakeZyg *z, const char *code)
         return sb;
 }
 
+/* The program reports success and pid 2 exits: done says success. */
+static void sb_succeed(FakeSb *sb, Done *d)
+{
+        sb_result(sb, "success", 0);
+        proc_exit(&sb->pid2, 0);
+        assert_done(sb->z->h, d, RUN_SUCCESS);
+}
+
+/* A replacement zygote comes up and serves a run. */
+static void fz_serves(FakeZyg *z)
+{
+        Harness *h = z->h;
+        fz_send_ready(z, ZYG_PROTO_VERSION);
+        Done *d = h_submit(h, "y = 2", 5000);
+        sb_succeed(h_running(h, z, "y = 2"), d);
+        assert_int_equal(h->ready_calls, 1); /* reported once, for the first */
+}
+
 /* --- the cases ----------------------------------------------------------- */
 
 static void test_normal_run(void **state)
@@ -776,9 +794,7 @@ static void test_normal_run(void **state)
         assert_string_equal(in, "some input\n");
 
         assert_int_equal(fd_write_all(sb->out, "hello\n", 6), 0);
-        sb_result(sb, "success", 0);
-        proc_exit(&sb->pid2, 0);
-        assert_done(h, d, RUN_SUCCESS);
+        sb_succeed(sb, d);
         assert_int_equal(d->exit_code, 0);
         assert_string_equal(d->out, "hello\n");
         assert_null(d->message);
@@ -831,9 +847,7 @@ static void test_ready_before_spawned(void **state)
         sb_spawned(sb);
         sb_expect_run(sb, "x = 1");
         assert_int_equal(h_stats(h).runs_started, 1);
-        sb_result(sb, "success", 0);
-        proc_exit(&sb->pid2, 0);
-        assert_done(h, d, RUN_SUCCESS);
+        sb_succeed(sb, d);
         assert_all_gone(h);
 }
 
@@ -872,15 +886,8 @@ static void spawned_missing(Harness *h, FakeZyg *z, FakeSb *sb, Done *d)
         assert_int_equal(h_stats(h).deadline_misses, 1);
         assert_true(RUN_UNTIL(h, h_stats(h).zygote_starts == 2, 2000));
 
-        fz_send_ready(z2, ZYG_PROTO_VERSION);
-        RUN_FOR(h, 20);
-        Done *d2 = h_submit(h, "y = 2", 5000);
-        FakeSb *sb2 = h_running(h, z2, "y = 2");
+        fz_serves(z2);
         assert_int_equal(z->nsbs, 1); /* the old one got nothing more */
-        sb_result(sb2, "success", 0);
-        proc_exit(&sb2->pid2, 0);
-        assert_done(h, d2, RUN_SUCCESS);
-        assert_int_equal(h->ready_calls, 1);
         /* The old zygote goes once its last sandbox is let go. */
         assert_true(RUN_UNTIL(h, z->proc.exited, 4000));
         assert_all_gone(h);
@@ -941,13 +948,7 @@ static void test_spawned_lost_restart_retried(void **state)
         FakeZyg *z2 = h_expect_restart(h);
         assert_true(RUN_UNTIL(h, h_stats(h).zygote_starts == 2, 3000));
         assert_true(ms_between(d->at, now_usec()) < 1800);
-        fz_send_ready(z2, ZYG_PROTO_VERSION);
-        RUN_FOR(h, 20);
-        Done *d2 = h_submit(h, "y = 2", 5000);
-        FakeSb *sb2 = h_running(h, z2, "y = 2");
-        sb_result(sb2, "success", 0);
-        proc_exit(&sb2->pid2, 0);
-        assert_done(h, d2, RUN_SUCCESS);
+        fz_serves(z2);
         assert_all_gone(h);
 }
 
@@ -1074,13 +1075,7 @@ static void test_zygote_dies_mid_spawn(void **state)
         assert_int_equal(h_stats(h).zygote_deaths, 1);
         assert_true(h_noticed(h, "zygote_died"));
 
-        fz_send_ready(z2, ZYG_PROTO_VERSION);
-        RUN_FOR(h, 20);
-        Done *d2 = h_submit(h, "y = 2", 5000);
-        FakeSb *sb2 = h_running(h, z2, "y = 2");
-        sb_result(sb2, "success", 0);
-        proc_exit(&sb2->pid2, 0);
-        assert_done(h, d2, RUN_SUCCESS);
+        fz_serves(z2);
         assert_all_gone(h);
 }
 
@@ -1115,13 +1110,7 @@ static void test_watchdog_kills_silent_zygote(void **state)
 
         /* Its replacement serves. */
         assert_true(RUN_UNTIL(h, h_stats(h).zygote_starts == 2, 2000));
-        fz_send_ready(z2, ZYG_PROTO_VERSION);
-        RUN_FOR(h, 20);
-        Done *d = h_submit(h, "y = 2", 5000);
-        FakeSb *sb = h_running(h, z2, "y = 2");
-        sb_result(sb, "success", 0);
-        proc_exit(&sb->pid2, 0);
-        assert_done(h, d, RUN_SUCCESS);
+        fz_serves(z2);
         assert_all_gone(h);
 }
 
@@ -1273,9 +1262,7 @@ static void test_pool(void **state)
                         used = sb;
         }
         assert_non_null(used);
-        sb_result(used, "success", 0);
-        proc_exit(&used->pid2, 0);
-        assert_done(h, d, RUN_SUCCESS);
+        sb_succeed(used, d);
 
         /* The pool is filled again. */
         FakeSb *c = fz_wait_spawn(z);
