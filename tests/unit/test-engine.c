@@ -183,12 +183,18 @@ static void proc_on_pidfd(evutil_socket_t fd, short what, void *arg)
                 p->on_exit(p);
 }
 
+/* Not started: nothing to signal, write to or close. */
+static void proc_init(Proc *p)
+{
+        p->pidfd = p->cmd = p->reaper_pidfd = p->status_fd = -1;
+}
+
 static void proc_start(Harness *h, Proc *p, bool with_reaper)
 {
         int cmd[2], st[2] = { -1, -1 };
 
         p->h = h;
-        p->pidfd = p->cmd = p->reaper_pidfd = p->status_fd = -1;
+        proc_init(p);
         assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
         if (with_reaper)
                 assert_int_equal(pipe2(st, O_CLOEXEC), 0);
@@ -378,7 +384,10 @@ static void fz_on_sock(evutil_socket_t fd, short what, void *arg)
                         sb->out = fds[1];
                         sb->err = fds[2];
                         sb->ctl = fds[3];
+                        (void)fd_nonblock(sb->in, 1);
                         (void)fd_nonblock(sb->ctl, 1);
+                        proc_init(&sb->init);
+                        proc_init(&sb->pid2);
                         z->sbs[z->nsbs++] = sb;
                         continue;
                 } else {
