@@ -165,7 +165,9 @@ void sandbox_check(Sandbox *sb);
 void sandbox_on_spawned(Sandbox *sb, int error, const char *message, pid_t pid, pid_t init_pid, int pidfd);
 void sandbox_on_exited(Sandbox *sb, int status, uint64_t cpu_us);
 void sandbox_zygote_died(Sandbox *sb);
-/* Reads what pipes and ctl hold now, into the job. */
+/* Reads what the pipes hold now, into the job. */
+void sandbox_drain_output(Sandbox *sb);
+/* The same, and what ctl holds. */
 void sandbox_drain(Sandbox *sb);
 void sandbox_free(Sandbox *sb);
 /* Its start deadline passed: its job fails, a zygote that lost its SPAWNED is replaced. */

@@ -204,6 +204,10 @@ void job_finish(Job *j)
         j->t_end = now_usec();
         if (j->state == JOB_QUEUED && !sb)
                 TAILQ_REMOVE(&e->queued, j, qlink);
+        /* Output written before the result frame is in the pipes now,
+         * whichever of them the loop looked at first. */
+        if (sb)
+                sandbox_drain_output(sb);
         job_build_result(j);
         if (j->state == JOB_RUNNING)
                 e->n_running--;

@@ -180,13 +180,18 @@ void sandbox_check(Sandbox *sb)
                 else
                         return;
         }
-        if (now_usec() - sb->dying_since < DYING_AT_MOST_MS * 1000ULL) {
+        usec_t age = now_usec() - sb->dying_since;
+        if (age < DYING_AT_MOST_MS * 1000ULL) {
                 /* Without a cgroup, only a SPAWNED still in flight brings
                  * a handle to kill the sandbox by. */
-                if (!sb->spawned && !zyg_gone(sb) && !sb->has_cg)
+                bool wait = (!sb->spawned && !zyg_gone(sb) && !sb->has_cg) || !sandbox_gone(sb);
+                /* The timer counts from the loop's cached, coarse time, so
+                 * it may fire a little before this clock says: again. */
+                if (wait) {
+                        if (!evtimer_pending(sb->ev_timer, NULL))
+                                sandbox_set_timer(sb, (int64_t)((DYING_AT_MOST_MS * 1000ULL - age) / 1000) + 1);
                         return;
-                if (!sandbox_gone(sb))
-                        return;
+                }
         }
         if (sb->has_cg) {
                 int r = cg_destroy(&sb->cg);
@@ -221,7 +226,8 @@ void sandbox_start_missed(Sandbox *sb)
                 engine_notice(e, "spawn_lost", "sandbox %llu: no SPAWNED from the zygote; replacing it",
                               (unsigned long long)sb->id);
                 zyg_retire(sb->zyg);
-                (void)zyg_start(e);
+                /* From the loop, which retries a start that fails. */
+                event_active(e->ev_restart, EV_TIMEOUT, 0);
         }
         e->stats.deadline_misses += sb->job != NULL;
         if (sb->job)
@@ -447,14 +453,21 @@ static void sandbox_on_out(evutil_socket_t fd, short what, void *arg)
         (void)drain_pipe(sb, fd == sb->err_fd);
 }
 
-void sandbox_drain(Sandbox *sb)
+void sandbox_drain_output(Sandbox *sb)
 {
         (void)drain_pipe(sb, false);
         (void)drain_pipe(sb, true);
+}
+
+void sandbox_drain(Sandbox *sb)
+{
+        sandbox_drain_output(sb);
         if (!sb->ctl)
                 return;
         /* A bufferevent reads 16 KiB per loop pass: take the rest of a
-         * large result now, before the socket goes with the sandbox. */
+         * large result now, before the socket goes with the sandbox. The
+         * bufferevent keeps its input's end frozen outside its own reads,
+         * where evbuffer_read fails at once. */
         struct evbuffer *in = bufferevent_get_input(sb->ctl);
         int fd = bufferevent_getfd(sb->ctl);
         size_t cap = (size_t)sb->e->cfg.max_result_bytes + FRAME_HEADER_SIZE;
