@@ -54,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -243,32 +244,40 @@ def programs(deny_params):
     ]
     for name in sorted(denychecks.CHECKS):
         out.append(P("deny_" + name, denychecks.program(name, deny_params), "success",
-                     last_line("DENIED"), timeout=20))
+                     last_line("DENIED")))
     return out
 
 
 class Schedule:
     """Programs in a seeded random order: every hostile program `each` times
     and `n_benign` benign ones (chosen by weight). next() returns None when
-    they are used up or at the time bound `until`."""
+    they are used up or at the time bound `until`; an endless schedule
+    starts a new shuffled round instead."""
 
-    def __init__(self, progs, each, n_benign, rng, until):
-        benign = [p for p in progs if not p.hostile]
-        jobs = [p for p in progs if p.hostile] * each
-        jobs += rng.choices(benign, weights=[p.weight for p in benign], k=n_benign)
-        rng.shuffle(jobs)
-        self.jobs, self.i, self.until = jobs, 0, until
+    def __init__(self, progs, each, n_benign, rng, until, endless=False):
+        self.progs, self.each, self.n_benign, self.rng = progs, each, n_benign, rng
+        self.until, self.endless = until, endless
         self.lock = threading.Lock()
+        self.jobs, self.i = self.round(), 0
+
+    def round(self):
+        benign = [p for p in self.progs if not p.hostile]
+        jobs = [p for p in self.progs if p.hostile] * self.each
+        jobs += self.rng.choices(benign, weights=[p.weight for p in benign], k=self.n_benign)
+        self.rng.shuffle(jobs)
+        return jobs
 
     @classmethod
-    def mix(cls, progs, n, share, rng, until):
+    def mix(cls, progs, n, share, rng, until, endless=False):
         """About `n` runs of which about `share` hostile, each hostile one at least once."""
         n_hostile = sum(p.hostile for p in progs)
         each = max(1, round(n * share / n_hostile)) if n_hostile else 0
-        return cls(progs, each, max(0, n - each * n_hostile), rng, until)
+        return cls(progs, each, max(0, n - each * n_hostile), rng, until, endless)
 
     def next(self):
         with self.lock:
+            if self.endless and self.i >= len(self.jobs):
+                self.jobs, self.i = self.round(), 0
             if self.i >= len(self.jobs) or time.monotonic() >= self.until:
                 return None
             self.i += 1
@@ -359,12 +368,13 @@ class Tree:
         by_start = lambda pids: sorted(pids, key=lambda p: procs[p][2])
         self.zygotes = by_start(p for p in kids.get(dpid, []) if cmdline(p).startswith("pyrunner-zygote"))
         self.factories, self.pid1s, self.pid2s = [], [], []
+        ns = {p: nspid(p) for z in self.zygotes for p in kids.get(z, [])}
         for z in self.zygotes:
-            host = by_start(p for p in kids.get(z, []) if len(nspid(p)) == 1)
+            host = by_start(p for p in kids.get(z, []) if len(ns[p]) == 1)
             if host:
                 self.factories.append(host[0])
-                self.pid1s += [p for p in kids.get(host[0], []) if nspid(p)[-1:] == [1]]
-            self.pid2s += [p for p in kids.get(z, []) if len(nspid(p)) > 1 and nspid(p)[-1] == 2]
+                self.pid1s += [p for p in kids.get(host[0], []) if nspid(p)[1:] == [1]]
+            self.pid2s += [p for p in kids.get(z, []) if ns[p][1:] == [2]]
         known = set(self.zygotes) | set(self.factories) | set(self.pid1s) | set(self.pid2s)
         self.others = sorted(self.desc - known)
         self.kids = kids
@@ -739,8 +749,8 @@ def judge(prog, http_status, body):
     if st == "internal_error" and not (isinstance(b["error"], str) and b["error"]):
         return st, "internal_error without an error message", False
     if st not in prog.expect:
-        return st, ("status %s (want %s): %s" % (st, "/".join(sorted(prog.expect)), str(b["error"])[:160]),
-                    st in FAULT_STATUSES)
+        want = "/".join(sorted(prog.expect))
+        return st, "status %s (want %s): %s" % (st, want, str(b["error"])[:160]), st in FAULT_STATUSES
     problem = prog.check(b) if prog.check else None
     if not problem and st == "timeout":
         if b["error"] != "Execution timed out after %d s" % prog.timeout:
@@ -760,6 +770,18 @@ class Load:
         self.lock = threading.Lock()
         self.paused = threading.Event()     # chaos: the daemon is being replaced
         self.stop = threading.Event()
+        self.crashed = None
+        self.inflight = 0
+
+    def pause(self):
+        """No new requests from now on (those in flight go on)."""
+        with self.lock:
+            self.paused.set()
+
+    def wait_idle(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.inflight and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def one(self, conn, prog, phase):
         t = self.t
@@ -796,16 +818,26 @@ class Load:
 
     def worker(self, sched, phase):
         conn = None
-        while not self.stop.is_set():
-            if self.paused.is_set() or not self.t.alive():
-                time.sleep(0.02)       # being replaced, or gone: send nothing
-                continue
-            prog = sched.next()
-            if prog is None:
-                break
-            conn, rec = self.one(conn, prog, phase)
-            with self.lock:
-                self.recs.append(rec)
+        try:
+            while not self.stop.is_set():
+                with self.lock:
+                    go = not self.paused.is_set() and self.t.alive()
+                    self.inflight += go
+                if not go:
+                    time.sleep(0.02)       # being replaced, or gone: send nothing
+                    continue
+                prog = sched.next()
+                if prog is None:
+                    with self.lock:
+                        self.inflight -= 1
+                    break
+                conn, rec = self.one(conn, prog, phase)
+                with self.lock:
+                    self.recs.append(rec)
+                    self.inflight -= 1
+        except Exception:                  # a bug of the harness, not of the daemon
+            self.crashed = traceback.format_exc()
+            self.stop.set()
         if conn is not None:
             conn.close()
 
@@ -832,7 +864,27 @@ FAULTS = ["zygote-kill", "pid1-kill", "pid2-kill", "factory-kill", "zygote-stop"
 
 
 def inject(t, fault, rng, busy):
-    """Injects one fault; returns (description, victim pid or None)."""
+    """Injects one fault; returns (description, victim pid or None). Waits
+    up to 2 s for a target (a pool being refilled has no pid 1 for a moment)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        victim = pick(t, fault, rng, busy)
+        if victim is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    if victim is None:
+        return "no target for %s within 2 s: %s" % (fault, describe_tree(t)), None
+    os.kill(victim, signal.SIGSTOP if fault == "zygote-stop" else signal.SIGKILL)
+    return "%s of %s" % ("SIGSTOP" if fault == "zygote-stop" else "SIGKILL", describe(victim)), victim
+
+
+def describe_tree(t):
+    tree = Tree(t.pid)
+    return "zygotes %s, factories %s, pid 1s %s, pid 2s %s" % (
+        [describe(z) for z in tree.zygotes], tree.factories, tree.pid1s, tree.pid2s)
+
+
+def pick(t, fault, rng, busy):
     tree = Tree(t.pid)
     z = tree.current_zygote()
     if fault in ("zygote-kill", "zygote-stop"):
@@ -848,10 +900,7 @@ def inject(t, fault, rng, busy):
         victim = rng.choice(pool) if pool else None
     else:
         raise AssertionError(fault)
-    if victim is None:
-        return "no target for %s" % fault, None
-    os.kill(victim, signal.SIGSTOP if fault == "zygote-stop" else signal.SIGKILL)
-    return "%s of %s" % ("SIGSTOP" if fault == "zygote-stop" else "SIGKILL", describe(victim)), victim
+    return victim
 
 
 def recover(t, since, limit, old_zygote=None):
@@ -871,17 +920,33 @@ def recover(t, since, limit, old_zygote=None):
     return None
 
 
-def cgroup_fault(t, hold):
-    """Makes cgroup creation fail for `hold` seconds; returns (start, end,
-    problem). Under load the pool keeps spawning, so a new cgroup appearing
-    well after the file exists means the fault did not take."""
+def cgroup_fault(t, hold, n_force):
+    """Makes cgroup creation fail for `hold` seconds while `n_force` runs
+    (more than the pool holds) make the daemon spawn. Returns (start, end,
+    note, problems). A cgroup created well after the file appeared means
+    that the fault did not take."""
     path = t.fault_file()
     before = set(sandbox_cgroups(t.cg_roots))
+    got = collections.Counter()
+    problems = []
+
+    def force():
+        try:
+            st, data = t.request("POST", "/run", json.dumps({"code": "print('forced')", "timeout": 2}).encode(),
+                                 timeout=2 + 5)
+            got[json.loads(data).get("status") if st == 200 else "HTTP %d" % st] += 1
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            got["unanswered"] += 1
+            problems.append("a run sent while cgroup creation failed got no reply: %r" % e)
+
     t0 = time.monotonic()
     with open(path, "w"):
         pass
     created = set()
+    threads = [threading.Thread(target=force, daemon=True) for _ in range(n_force)]
     try:
+        for th in threads:
+            th.start()
         while time.monotonic() < t0 + hold:
             if time.monotonic() > t0 + 0.05:
                 created |= set(sandbox_cgroups(t.cg_roots)) - before
@@ -891,12 +956,14 @@ def cgroup_fault(t, hold):
     finally:
         os.unlink(path)
     t1 = time.monotonic()
-    problem = None
+    for th in threads:
+        th.join(2 + 5 + 1)
     if created:
-        problem = ("cgroup creation did not fail while %s existed: %d new cgroups (%s); "
-                   "the engine's PYRUNNER_FAULT_CGROUP hook is missing?"
-                   % (t.fault_path, len(created), os.path.basename(sorted(created)[0])))
-    return t0, t1, problem
+        problems.append("cgroup creation did not fail while %s existed: %d new cgroups (%s); "
+                        "is the engine's PYRUNNER_FAULT_CGROUP hook missing?"
+                        % (t.fault_path, len(created), os.path.basename(sorted(created)[0])))
+    note = "forced runs: %s" % ", ".join("%s %d" % kv for kv in sorted(got.items()))
+    return t0, t1, note, problems
 
 
 # ---- main ----
@@ -992,7 +1059,9 @@ class Soak:
             self.fail("fault", "cannot make cgroup creation fail: the daemon has no PYRUNNER_ALLOW_SABOTAGE=1 "
                                "and PYRUNNER_FAULT_CGROUP in its environment")
             faults = [f for f in faults if f != "cgroup-fail"]
-        sched = Schedule.mix(progs, 10 ** 7, a.hostile_share, self.rng, until)
+        n_hostile = sum(p.hostile for p in progs)
+        sched = Schedule.mix(progs, round(n_hostile / a.hostile_share), a.hostile_share, self.rng, until,
+                             endless=True)
         threads = load.run(sched, a.chaos_concurrency, "chaos")
         outcome = "ok"
         for rep in range(a.repeat):
@@ -1020,15 +1089,16 @@ class Soak:
         daemon of ours replaced a dead or wedged one) or "stop"."""
         a, t = self.args, self.t
         name = "%s #%d" % (fault, rep + 1)
-        if recover(t, time.monotonic(), a.recovery_wait) is None:
+        steady = recover(t, time.monotonic(), a.recovery_wait)
+        if steady is None:
             return self.unhealthy(load, "before " + name)
         time.sleep(a.gap)
         old_zygote = None
         if fault == "cgroup-fail":
-            t_fault, t_from, problem = cgroup_fault(t, a.cgroup_fault_ms / 1000.0)
-            what = "cgroup creation failing for %d ms" % a.cgroup_fault_ms
-            if problem:
-                self.fail("fault", problem)
+            t_fault, t_from, note, problems = cgroup_fault(t, a.cgroup_fault_ms / 1000.0, a.pool_size + 4)
+            what = "cgroup creation failing for %d ms; %s" % (a.cgroup_fault_ms, note)
+            for p in problems:
+                self.fail("fault", "%s: %s" % (name, p))
         else:
             if fault.startswith("zygote"):
                 old_zygote = Tree(t.pid).current_zygote()
@@ -1037,16 +1107,20 @@ class Soak:
             if victim is None:
                 self.fail("fault", what)
                 return "ok"
+        cpu0 = (proc_stat(t.pid) or (0, 0, 0, 0))[3]
         took = recover(t, t_from, a.recovery_wait, old_zygote)
         self.recoveries.append((fault, took, what))
         if took is not None:
             self.windows.append((t_fault, t_from + took))
-            print("  %-16s recovered in %5.0f ms  (%s)" % (name, took * 1000, what), flush=True)
+            print("  %-16s recovered in %5.0f ms (a probe before it took %.0f ms)  %s"
+                  % (name, took * 1000, steady * 1000, what), flush=True)
             if took > a.recovery:
                 self.fail("recovery", "%s: healthy again after %.0f ms (limit %.0f ms)"
                           % (name, took * 1000, a.recovery * 1000))
             return "ok"
-        print("  %-16s NOT recovered within %.0f s  (%s)" % (name, a.recovery_wait, what), flush=True)
+        cpu = ((proc_stat(t.pid) or (0, 0, 0, cpu0))[3] - cpu0) / os.sysconf("SC_CLK_TCK")
+        print("  %-16s NOT recovered within %.0f s (pyrunnerd used %.0f%% of a CPU meanwhile)  %s"
+              % (name, a.recovery_wait, 100 * cpu / (time.monotonic() - t_from), what), flush=True)
         outcome = self.unhealthy(load, "after %s (%s)" % (name, what))
         self.windows.append((t_fault, time.monotonic()))
         return outcome
@@ -1058,11 +1132,16 @@ class Soak:
             self.fail("recovery", "not healthy within %.0f s %s" % (self.args.recovery_wait, when))
             if not t.own:
                 return "ok"
-            t.proc.kill()               # wedged: replace it, so the other faults are still tried
+            # Wedged: replace it, so that the other faults are still tried.
+            # First the requests in flight get their full deadline.
+            load.pause()
+            load.wait_idle(max(p.timeout for p in self.programs()) + self.args.grace + 2)
+            self.check_death(when)
+            t.proc.kill()
             t.proc.wait()
         if not t.own:
             return "stop"
-        load.paused.set()
+        load.pause()
         for p in t.reap_leftovers("after pyrunnerd %d ended" % t.pid):
             self.fail("leak", p)
         t.log.write(b"---- soak: pyrunnerd restarted ----\n")
@@ -1073,7 +1152,7 @@ class Soak:
         return "restarted"
 
     def judge_records(self, load):
-        wrong = collections.Counter()
+        wrong, reasons = collections.Counter(), collections.Counter()
         unanswered = 0
         shown = 0
         for r in load.recs:
@@ -1090,6 +1169,10 @@ class Soak:
                 print("  !! %s %s [%s] request %s, %.2f s%s: %s"
                       % (kind, r.prog, r.phase, r.rid or "-", r.t1 - r.t0, " (during a fault)" if hit else "",
                          r.problem))
+            if kind == "unanswered":
+                reasons[re.sub(r"\d+(\.\d+)? s", "N s", r.problem.split(": ", 1)[1])] += 1
+        if reasons:
+            print("  unanswered: " + "; ".join("%d %s" % (n, why) for why, n in reasons.most_common()))
         return unanswered, wrong
 
     def report(self, load):
@@ -1138,6 +1221,9 @@ class Soak:
             load = Load(t, a.grace)
             until = time.monotonic() + a.seconds
             (self.run_chaos if a.chaos else self.run_soak)(progs, load, until)
+            if load.crashed:
+                print("soak: harness error (not a finding about the daemon):\n" + load.crashed)
+                return 2
             unanswered, wrong = self.judge_records(load)
             if t.own:
                 for p in t.stop():
@@ -1198,6 +1284,7 @@ def parse_args(argv):
     c.add_argument("--recovery-wait", type=float, default=10.0, help="give up on a recovery after this long")
     c.add_argument("--gap", type=float, default=0.5, help="seconds of plain load before each fault")
     c.add_argument("--cgroup-fault-ms", type=int, default=500, help="how long cgroup creation fails")
+    c.add_argument("--pool-size", type=int, default=4, help="the daemon's pool-size (runs forced past it)")
     a = p.parse_args(argv)
     bad = [f for f in a.faults if f not in FAULTS]
     if bad or not a.concurrency or min(a.concurrency) < 1 or a.runs < 1 or a.repeat < 1:
