@@ -37,7 +37,8 @@ each fault GET / must be 200 and a print() run must succeed within
 restarted, so that one pass shows every fault.
 
 Exit status: 0 when nothing was wrong, 1 on any unanswered request, wrong
-status or result, leak, slow recovery or daemon death, 2 on bad usage.
+status or result, leak, slow recovery or daemon death, 2 on bad usage or a
+harness error, 3 when the harness overran its time bound by 300 s.
 """
 import argparse
 import collections
@@ -451,7 +452,7 @@ def fd_kinds(pid):
 
 
 def mountinfo(path):
-    # Mount ids and peer groups change with nothing leaking; compare the rest.
+    # Without the mount ids, which change with nothing leaking.
     return collections.Counter(" ".join(l.split()[2:]) for l in (read(path) or "").splitlines())
 
 
@@ -602,18 +603,21 @@ class Target:
         """Once our daemon is gone: report, kill and remove whatever of it is left."""
         problems = []
         deadline = time.monotonic() + self.args.settle
+        mark = "/pyrunner-%d/" % self.pid
         while True:
-            strays = [p for p in all_procs() if ruid(p) == self.sandbox_uid]
+            # Its sandboxes: by uid, or by cgroup (one still setting up has uid 0).
+            left = [p for p in all_procs() if ruid(p) == self.sandbox_uid
+                    or mark in (read("/proc/%d/cgroup" % p) or "")]
             roots = cgroup_roots(self.pid)
-            if (not strays and not roots) or time.monotonic() > deadline:
+            if (not left and not roots) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        if strays:
-            problems.append("%d sandbox processes %s: %s" % (len(strays), when,
-                                                              "; ".join(describe(p) for p in strays[:5])))
+        if left:
+            problems.append("%d sandbox processes %s: %s" % (len(left), when,
+                                                              "; ".join(describe(p) for p in left[:5])))
         if roots:
             problems.append("cgroup directories %s: %s" % (when, " ".join(roots)))
-        for p in strays:
+        for p in left:
             try:
                 os.kill(p, signal.SIGKILL)
             except OSError:
@@ -656,8 +660,7 @@ class State:
         self.sandboxes = len(tree.pid1s)
         self.others = tree.others
         self.stopped = [z for z in tree.zygotes if procs[z][1] == "T"]
-        self.strays = sorted(p for p in procs if p not in tree.desc and t.sandbox_uid is not None
-                             and ruid(p) == t.sandbox_uid)
+        self.strays = strays(t, procs, tree)
         self.fds = fd_kinds(t.pid)
         self.cgroups = sandbox_cgroups(t.cg_roots)
         self.mounts = mountinfo("/proc/self/mountinfo")
@@ -678,9 +681,10 @@ class State:
             out.append("processes: %d zygotes and %d factories, %d and %d before%s"
                        % (self.zygotes, self.factories, before.zygotes, before.factories,
                           " (stopped: %s)" % self.stopped if self.stopped else ""))
-        if self.strays:
+        new = sorted(set(self.strays) - set(before.strays))
+        if new:
             out.append("processes: %d of the sandbox uid outside the daemon's tree: %s"
-                       % (len(self.strays), "; ".join(describe(p) for p in self.strays[:5])))
+                       % (len(new), "; ".join(describe(p) for p in new[:5])))
         grown = self.fds - before.fds
         if sum(self.fds.values()) > sum(before.fds.values()):
             out.append("fds: %d open, %d before (more: %s)" % (sum(self.fds.values()), sum(before.fds.values()),
@@ -700,6 +704,26 @@ class State:
         return out
 
 
+def strays(t, procs, tree):
+    """Processes of the sandbox uid outside the daemon's tree. Our daemon's
+    uid is its own; a daemon given by --url may share its uid with other
+    pyrunner daemons and CLIs, so then only orphans count."""
+    if t.sandbox_uid is None:
+        return []
+    out = []
+    for p in procs:
+        if p in tree.desc or ruid(p) != t.sandbox_uid:
+            continue
+        if not t.own:
+            up = procs[p][0]
+            while up in procs and not cmdline(up).startswith("pyrunner"):
+                up = procs[up][0]
+            if up in procs:
+                continue            # below another live pyrunner
+        out.append(p)
+    return sorted(out)
+
+
 def settle(t, before, seconds):
     """Polls (bounded) until the daemon is back to `before`; returns the
     final State and its leaks."""
@@ -713,8 +737,8 @@ def settle(t, before, seconds):
 
 
 def wait_pool(t, timeout=15.0):
-    """Waits until the number of sandboxes is non-zero (when a pool is
-    expected) and unchanged for a while, so the baseline is the idle pool."""
+    """Waits (bounded) until the counts of sandboxes, zygotes and fds stay
+    the same over 10 polls, each pid 1 with its pid 2: the idle pool."""
     seen, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         tree = Tree(t.pid)
@@ -1229,6 +1253,10 @@ class Soak:
                 for p in t.stop():
                     self.fail("leak" if "cgroup" in p or "process" in p else "daemon", p)
             self.report(load)
+            if self.violations:
+                print("\nproblems:")
+                for kind, text in self.violations:
+                    print("  %s: %s" % (kind, text.split("\n")[0]))
             leaks = sum(1 for k, _ in self.violations if k == "leak")
             others = [v for v in self.violations if v[0] != "leak"]
             print("\n%s: %d runs, %d unanswered, %d wrong (%s), %d leaks, %d daemon deaths, %d other problems"
