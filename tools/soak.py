@@ -596,11 +596,13 @@ class Target:
             else:
                 if self.proc.returncode != 0:
                     problems.append("pyrunnerd %s after SIGTERM" % self.exit_description())
-        problems += self.reap_leftovers("after pyrunnerd exited")
+        problems += self.reap_leftovers("after pyrunnerd exited", cgroups_leak=True)
         return problems
 
-    def reap_leftovers(self, when):
-        """Once our daemon is gone: report, kill and remove whatever of it is left."""
+    def reap_leftovers(self, when, cgroups_leak=False):
+        """Once our daemon is gone: report, kill and remove whatever of it is
+        left. Sandbox processes outliving it are always a problem; its cgroup
+        directories only after a clean exit (one killed cannot remove them)."""
         problems = []
         deadline = time.monotonic() + self.args.settle
         mark = "/pyrunner-%d/" % self.pid
@@ -615,8 +617,10 @@ class Target:
         if left:
             problems.append("%d sandbox processes %s: %s" % (len(left), when,
                                                               "; ".join(describe(p) for p in left[:5])))
-        if roots:
+        if roots and cgroups_leak:
             problems.append("cgroup directories %s: %s" % (when, " ".join(roots)))
+        elif roots:
+            print("  (removed the cgroup directories it left: %s)" % " ".join(roots))
         for p in left:
             try:
                 os.kill(p, signal.SIGKILL)
