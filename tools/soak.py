@@ -61,6 +61,8 @@ import urllib.parse
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import denychecks  # noqa: E402  (the deny checks of the test suite)
+from conftest import cmdline, remove_cgroup_dirs  # noqa: E402  (its /proc and cgroup helpers)
+from daemon_helpers import free_port, nspid, pidns, rss_kb  # noqa: E402
 
 STATUSES = {"success", "error", "timeout", "memory_exceeded", "output_limit", "killed", "internal_error"}
 RESULT_KEYS = {"status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal",
@@ -309,11 +311,6 @@ def proc_status(pid):
     return dict(line.split(":", 1) for line in s.splitlines() if ":" in line)
 
 
-def cmdline(pid):
-    s = read("/proc/%d/cmdline" % pid, "rb")
-    return s.replace(b"\0", b" ").decode("utf-8", "replace").strip() if s else ""
-
-
 def all_procs():
     """{pid: (ppid, state, starttime, cpu)} of every live process."""
     out = {}
@@ -325,26 +322,9 @@ def all_procs():
     return out
 
 
-def nspid(pid):
-    v = proc_status(pid).get("NSpid")
-    return [int(x) for x in v.split()] if v else []
-
-
 def ruid(pid):
     v = proc_status(pid).get("Uid")
     return int(v.split()[0]) if v else None
-
-
-def pidns(pid):
-    try:
-        return os.readlink("/proc/%d/ns/pid" % pid)
-    except OSError:
-        return None
-
-
-def rss_kb(pid):
-    v = proc_status(pid).get("VmRSS")
-    return int(v.split()[0]) if v else 0
 
 
 class Tree:
@@ -626,16 +606,7 @@ class Target:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
-        for root in roots:
-            for dirpath, _, _ in sorted(os.walk(root, topdown=False), key=lambda x: -len(x[0])):
-                for _ in range(50):
-                    try:
-                        os.rmdir(dirpath)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        time.sleep(0.02)
+        remove_cgroup_dirs(roots)
         return problems
 
     def cleanup(self, keep):
@@ -644,12 +615,6 @@ class Target:
             self.proc.wait()
         if self.work and not keep:
             shutil.rmtree(self.work, ignore_errors=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the state the daemon must return to ----
@@ -671,7 +636,10 @@ class State:
         self.dmounts = mountinfo("/proc/%d/mountinfo" % t.pid)
         self.tmp = dir_entries("/proc/%d/root/tmp" % t.pid, t.private_tmp)
         self.cwd = dir_entries(os.path.join(t.work, "cwd"), True) if t.work else set()
-        self.rss = rss_kb(t.pid)
+        try:
+            self.rss = rss_kb(t.pid)
+        except OSError:             # the daemon is gone
+            self.rss = 0
 
     def leaks(self, before):
         """Problems of this state against `before` (the idle state)."""
