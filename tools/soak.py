@@ -14,12 +14,13 @@ theirs). With --url it drives that daemon and finds its pid from the
 listening socket (or --pid); give such a daemon --rate-limit 0 and enough
 --max-concurrency.
 
-Soak: after a warm-up (every program once, at the largest concurrency), one
+Soak: after a warm-up (every program twice, at the largest concurrency), one
 phase per concurrency sends benign runs mixed with every hostile program of
 the test suite (bombs, floods, timeouts, kills, big values, stdin, the deny
-checks). Each program has its expected statuses and checks. Each request has
-a deadline of its timeout plus --grace seconds; no reply by then is
-"unanswered". Afterwards, once the daemon had --settle seconds to tear down,
+checks). Each program has its expected statuses and checks (a timeout must
+also say so in `error` and have an execution_time within 1 s of it). Each
+request has a deadline of its timeout plus --grace seconds; no reply by then
+is "unanswered". Afterwards, once the daemon had --settle seconds to tear down,
 it compares with the state before: the daemon's descendants (and processes of
 the sandbox uid outside them), its open fds, its sandbox cgroups, the mounts
 (ours and the daemon's), the daemon's /tmp and working directory, and its
@@ -61,12 +62,9 @@ import urllib.parse
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import denychecks  # noqa: E402  (the deny checks of the test suite)
-from conftest import cmdline, remove_cgroup_dirs  # noqa: E402  (its /proc and cgroup helpers)
+from conftest import RESULT_KEYS, STATUSES, cmdline, remove_cgroup_dirs  # noqa: E402  (its helpers)
 from daemon_helpers import free_port, nspid, pidns, rss_kb  # noqa: E402
 
-STATUSES = {"success", "error", "timeout", "memory_exceeded", "output_limit", "killed", "internal_error"}
-RESULT_KEYS = {"status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal",
-               "execution_time", "cpu_time", "memory_used", "error", "error_info", "result"}
 FAULT_STATUSES = {"internal_error", "killed"}   # truthful for a run hit by a fault
 FAULT_HTTP = {500, 503}                          # "not run" refusals, truthful during a fault
 HEADERS = {"Content-Type": "application/json"}
@@ -870,8 +868,10 @@ def inject(t, fault, rng, busy):
         time.sleep(0.01)
     if victim is None:
         return "no target for %s within 2 s: %s" % (fault, describe_tree(t)), None
-    os.kill(victim, signal.SIGSTOP if fault == "zygote-stop" else signal.SIGKILL)
-    return "%s of %s" % ("SIGSTOP" if fault == "zygote-stop" else "SIGKILL", describe(victim)), victim
+    sig = signal.SIGSTOP if fault == "zygote-stop" else signal.SIGKILL
+    what = "%s of %s" % (sig.name, describe(victim))
+    os.kill(victim, sig)
+    return what, victim
 
 
 def describe_tree(t):
