@@ -12,7 +12,7 @@ its sandboxes) and, when it can, a private /tmp (a mount namespace with a
 tmpfs, so that every temporary file the daemon or its zygotes leave is
 theirs). With --url it drives that daemon and finds its pid from the
 listening socket (or --pid); give such a daemon --rate-limit 0 and enough
---max-concurrency.
+--max-concurrency (its /tmp is checked only if it is not the machine's).
 
 Soak: after a warm-up (every program twice, at the largest concurrency), one
 phase per concurrency sends benign runs mixed with every hostile program of
@@ -434,16 +434,21 @@ def mountinfo(path):
     return collections.Counter(" ".join(l.split()[2:]) for l in (read(path) or "").splitlines())
 
 
-def dir_entries(path, private):
+def dir_entries(path):
     try:
-        names = os.listdir(path)
+        return set(os.listdir(path))
     except OSError:
         return set()
-    if private:
-        return set(names)
-    # A shared /tmp: only what is clearly ours (the test suite's own
-    # pyrunner-it-* programs are not the daemon's).
-    return {n for n in names if n.startswith("pyrunner") and not n.startswith("pyrunner-it-")}
+
+
+def own_tmp(pid):
+    """True if the daemon's /tmp is not ours: then every entry is its own.
+    A /tmp shared with the rest of the machine cannot be checked."""
+    try:
+        a, b = os.stat("/proc/%d/root/tmp" % pid), os.stat("/tmp")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
 
 
 # ---- the daemon ----
@@ -632,8 +637,8 @@ class State:
         self.cgroups = sandbox_cgroups(t.cg_roots)
         self.mounts = mountinfo("/proc/self/mountinfo")
         self.dmounts = mountinfo("/proc/%d/mountinfo" % t.pid)
-        self.tmp = dir_entries("/proc/%d/root/tmp" % t.pid, t.private_tmp)
-        self.cwd = dir_entries(os.path.join(t.work, "cwd"), True) if t.work else set()
+        self.tmp = dir_entries("/proc/%d/root/tmp" % t.pid) if t.private_tmp else set()
+        self.cwd = dir_entries(os.path.join(t.work, "cwd")) if t.work else set()
         try:
             self.rss = rss_kb(t.pid)
         except OSError:             # the daemon is gone
@@ -1208,8 +1213,9 @@ class Soak:
         try:
             if t.own:
                 t.start()
-            print("pyrunnerd pid %d at http://%s:%d%s" % (t.pid, t.host, t.port,
-                  " (private /tmp)" if t.private_tmp else ""), flush=True)
+            t.private_tmp = own_tmp(t.pid)
+            print("pyrunnerd pid %d at http://%s:%d%s" % (t.pid, t.host, t.port, " (private /tmp)" if t.private_tmp
+                  else "; its /tmp is shared with the machine, so it is not checked"), flush=True)
             progs = self.programs()
             print("%d programs (%d hostile); runs %d, concurrency %s, deadline timeout + %.1f s"
                   % (len(progs), sum(p.hostile for p in progs), a.runs,
