@@ -462,6 +462,7 @@ class Target:
         self.proc = None
         self.work = None
         self.private_tmp = False
+        self.tmp_fd = None
         self.sandbox_uid = None
         self.fault_path = None
         self.abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)   # a deny check target
@@ -513,6 +514,10 @@ class Target:
                 raise SystemExit("soak: pyrunnerd exited %r at start:\n%s" % (self.proc.returncode,
                                                                              self.log_tail()))
             if self.healthy(1.0):
+                if self.private_tmp:
+                    # Keeps the tmpfs readable once the daemon and its namespace are gone.
+                    self.close_tmp()
+                    self.tmp_fd = os.open("/proc/%d/root/tmp" % self.pid, os.O_RDONLY | os.O_DIRECTORY)
                 return
             time.sleep(0.05)
         raise SystemExit("soak: pyrunnerd not healthy after 60 s:\n" + self.log_tail())
@@ -580,6 +585,9 @@ class Target:
                 if self.proc.returncode != 0:
                     problems.append("pyrunnerd %s after SIGTERM" % self.exit_description())
         problems += self.reap_leftovers("after pyrunnerd exited", cgroups_leak=True)
+        if self.tmp_fd is not None and os.listdir(self.tmp_fd):
+            problems.append("temp: %d entries left in the daemon's /tmp after it exited: %s"
+                            % (len(os.listdir(self.tmp_fd)), sorted(os.listdir(self.tmp_fd))[:6]))
         return problems
 
     def reap_leftovers(self, when, cgroups_leak=False):
@@ -612,10 +620,16 @@ class Target:
         remove_cgroup_dirs(roots)
         return problems
 
+    def close_tmp(self):
+        if self.tmp_fd is not None:
+            os.close(self.tmp_fd)
+            self.tmp_fd = None
+
     def cleanup(self, keep):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.close_tmp()
         if self.work and not keep:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -1229,7 +1243,7 @@ class Soak:
             unanswered, wrong = self.judge_records(load)
             if t.own:
                 for p in t.stop():
-                    self.fail("leak" if "cgroup" in p or "process" in p else "daemon", p)
+                    self.fail("daemon" if p.startswith("pyrunnerd") else "leak", p)
             self.report(load)
             if self.violations:
                 print("\nproblems:")
