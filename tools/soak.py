@@ -121,6 +121,18 @@ def truncated(stream):
     return check
 
 
+# Programs that move 1 MiB or more through the daemon: its peak memory.
+BIG = {"stdout_flood", "stderr_flood", "stdout_at_limit", "big_result_5mb", "big_result_list", "stdin_1mb",
+       "stdin_unread"}
+
+
+def summary(v):
+    """A short description of a (possibly huge) value."""
+    if isinstance(v, (list, str)):
+        return "%s of %d: %r...%r" % (type(v).__name__, len(v), v[:3], v[-3:])
+    return repr(v)[:200]
+
+
 def programs(deny_params):
     P = Program
     out = [
@@ -229,9 +241,9 @@ def programs(deny_params):
           "time.sleep(30)", "timeout", timeout=1),
         # values
         P("big_result_5mb", "return 'x' * (5 << 20)", "success",
-          lambda b: None if b["result"] == "x" * (5 << 20) else "result of %d chars" % len(str(b["result"]))),
+          lambda b: None if b["result"] == "x" * (5 << 20) else "result %s" % summary(b["result"])),
         P("big_result_list", "return list(range(500000))", "success",
-          lambda b: None if b["result"] == list(range(500000)) else "wrong list"),
+          lambda b: None if b["result"] == list(range(500000)) else "result %s" % summary(b["result"])),
         P("result_too_big", "return 'x' * (17 << 20)", "error", error_type("ResultError")),
         P("result_too_deep", "v = 0\nfor _ in range(1000):\n    v = [v]\nreturn v", "error",
           error_type("ResultError")),
@@ -264,7 +276,8 @@ class Schedule:
     def round(self):
         benign = [p for p in self.progs if not p.hostile]
         jobs = [p for p in self.progs if p.hostile] * self.each
-        jobs += self.rng.choices(benign, weights=[p.weight for p in benign], k=self.n_benign)
+        if self.n_benign:
+            jobs += self.rng.choices(benign, weights=[p.weight for p in benign], k=self.n_benign)
         self.rng.shuffle(jobs)
         return jobs
 
@@ -1032,7 +1045,13 @@ class Soak:
                  len(before.cgroups), before.rss), flush=True)
         # Warm-up: every program twice (the second time finds malloc's
         # thresholds moved by the first), at the largest concurrency.
-        self.phase(load, Schedule(progs, 2, 100, self.rng, until), max(a.concurrency), "warm-up")
+        top = max(a.concurrency)
+        self.phase(load, Schedule(progs, 2, 100, self.rng, until), top, "warm-up")
+        # Then the daemon's peak memory: as many big ones at once as there
+        # are clients, so that RSS measures growth, not a new high-water mark.
+        big = [p for p in progs if p.name in BIG]
+        if big:
+            self.phase(load, Schedule(big, -(-2 * top // len(big)), 0, self.rng, until), top, "peak")
         if self.check_death("during the warm-up"):
             return
         settle(t, before, a.settle)
@@ -1167,7 +1186,7 @@ class Soak:
         return "restarted"
 
     def judge_records(self, load):
-        wrong, reasons = collections.Counter(), collections.Counter()
+        wrong, reasons, phases = collections.Counter(), collections.Counter(), collections.Counter()
         unanswered = 0
         shown = 0
         for r in load.recs:
@@ -1175,6 +1194,7 @@ class Soak:
             if r.problem is None or (hit and r.fault_ok):
                 continue
             kind = "unanswered" if r.http is None else "wrong"
+            phases[r.phase] += 1
             if kind == "unanswered":
                 unanswered += 1
             else:
@@ -1188,6 +1208,8 @@ class Soak:
                 reasons[re.sub(r"\d+(\.\d+)? s", "N s", r.problem.split(": ", 1)[1])] += 1
         if reasons:
             print("  unanswered: " + "; ".join("%d %s" % (n, why) for why, n in reasons.most_common()))
+        if phases:
+            print("  bad requests by phase: " + ", ".join("%s %d" % kv for kv in phases.items()))
         return unanswered, wrong
 
     def report(self, load):
@@ -1311,6 +1333,7 @@ def parse_args(argv):
         p.error("bad --faults %s, --concurrency, --runs or --repeat" % bad)
     if a.seconds is None:
         a.seconds = (len(a.faults) * a.repeat * (2 * a.gap + 2 * a.recovery_wait + 20) if a.chaos else 120)
+    a.daemon = os.path.abspath(a.daemon)        # it runs in a directory of its own
     if not a.url and not os.access(a.daemon, os.X_OK):
         p.error("no pyrunnerd at %s (run `make build`, or give --daemon or --url)" % a.daemon)
     return a
