@@ -8,7 +8,7 @@ DEBS := meson ninja-build pkg-config gcc libc6-dev libevent-dev libjansson-dev \
 	python3-sklearn libopenblas0 curl python3-pip python3-setuptools python3-wheel
 LIBEVENT_MIN := 2.1.12-stable-8+deb12u1
 
-.PHONY: all deps build run check unit integration bench install clean fuzz
+.PHONY: all deps build run check unit integration bench soak chaos install clean fuzz
 
 all: build
 
@@ -49,6 +49,19 @@ bench: build
 	@$(PY) bench/bench.py --build $(BUILD)
 	@echo
 	@$(PY) bench/http_bench.py --build $(BUILD)
+
+# Long runs of tools/soak.py (not in `make check`, which has short ones):
+# `make soak SOAK_RUNS=3000`, `make chaos CHAOS_REPEAT=10`, extra flags in SOAK_ARGS.
+SOAK_RUNS ?= 100000
+SOAK_SECONDS ?= 7200
+CHAOS_REPEAT ?= 5
+SOAK_ARGS ?=
+
+soak: build
+	@$(PY) tools/soak.py --daemon $(BUILD)/src/daemon/pyrunnerd --runs $(SOAK_RUNS) --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+chaos: build
+	@$(PY) tools/soak.py --daemon $(BUILD)/src/daemon/pyrunnerd --chaos --repeat $(CHAOS_REPEAT) $(SOAK_ARGS)
 
 install: build
 	meson install -C $(BUILD)
