@@ -35,6 +35,7 @@ const ConfigEntry config_table[] = {
         INT_ENTRY("cpu-percent", cpu_percent, 0, 6400, 0, "%", "CPU quota of a run, 100 = one core, 0 = none"),
         INT_ENTRY("pool-size", pool_size, 0, 64, 4, "sandboxes", "pre-forked idle sandboxes"),
         INT_ENTRY("zygote-max-forks", zygote_max_forks, 1, 100000000, 5000, "runs", "restart the zygote after this many runs"),
+        INT_ENTRY("spare-zygote", spare_zygote, 0, 1, 1, "bool", "keep a second zygote ready to take over at once when one dies (about 150 MB)"),
         INT_ENTRY("queue-timeout-ms", queue_timeout_ms, 100, 600000, 10000, "ms", "a run that has no sandbox by then ends as internal_error"),
         INT_ENTRY("start-timeout-ms", start_timeout_ms, 100, 60000, 5000, "ms", "a sandbox not started by then is killed; its run ends as internal_error"),
         INT_ENTRY("kill-grace-ms", kill_grace_ms, 10, 10000, 500, "ms", "after a timeout's kill, a run not seen gone by then ends as internal_error"),

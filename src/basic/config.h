@@ -27,6 +27,7 @@ typedef struct PyrConfig {
         int64_t cpu_percent;         /* CPU quota of one sandbox, 100 = one core */
         int64_t pool_size;           /* pre-forked sandboxes kept idle */
         int64_t zygote_max_forks;    /* restart the zygote after this many runs */
+        int64_t spare_zygote;        /* keep a second zygote started, to take over */
         int64_t queue_timeout_ms;    /* deadline for a run to get a sandbox */
         int64_t start_timeout_ms;    /* deadline for its sandbox to start */
         int64_t kill_grace_ms;       /* after the timeout's kill, to be seen gone */

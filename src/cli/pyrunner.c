@@ -58,7 +58,7 @@ static void usage(FILE *f)
                 "  --no-cgroups          use rlimits only, even where cgroups are writable\n"
                 "  -h, --help            this help\n"
                 "Settings (also as PYRUNNER_<NAME> variables; the CLI itself\n"
-                "defaults to pool-size 0 and no preload, a daemon to the table):\n");
+                "defaults to pool-size 0, spare-zygote 0 and no preload, a daemon to the table):\n");
         config_print_help(f, false);
         fprintf(f,
                 "\nExit status: the program's own on success or error; 124 timeout,\n"
@@ -286,6 +286,7 @@ static void parse_args(int argc, char **argv, Cli *c, PyrConfig *cfg, EngineOpti
          * the CLI itself preloads nothing and keeps no pool. */
         const char *preload_all = config_find("preload")->def_str;
         cfg->pool_size = 0;
+        cfg->spare_zygote = 0;
         cfg->preload[0] = '\0';
         r = config_from_env(cfg, &bad);
         if (r < 0)

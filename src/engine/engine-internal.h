@@ -66,6 +66,7 @@ struct Sandbox {
         struct event *ev_out, *ev_err, *ev_init, *ev_timer;
         bool spawned, ready_frame, pid_exited, init_exited, killed;
         bool freed;                  /* released; memory waits on e->dead */
+        bool kill_delivered;         /* the kernel took a SIGKILL for all of it */
         int wait_status;
         bool have_wait_status;
         uint64_t exit_cpu_us;        /* pid 2's rusage, when there is no cgroup */
@@ -130,6 +131,8 @@ struct Engine {
         CgroupRoot cgroot;
         struct ZygList zygs;
         Zyg *current;
+        Zyg *spare;                  /* started and waiting, or NULL */
+        bool swap_wanted;            /* the spare takes over once ready */
         struct SandboxList sandboxes, idle, dead;
         struct JobList jobs, queued, completed;
         unsigned n_idle, n_pool_spawning, n_running;
@@ -153,6 +156,9 @@ void zyg_unref(Zyg *z);
 void zyg_free(Zyg *z);
 void zyg_retire(Zyg *z);
 void zyg_update_priority(Zyg *z);
+bool zyg_promote_spare(Engine *e);
+void zyg_want_spare(Engine *e);
+void zyg_replace_current(Engine *e);
 void engine_on_restart(evutil_socket_t fd, short what, void *arg);
 
 /* engine-sandbox.c */

@@ -68,12 +68,13 @@ void sandbox_kill(Sandbox *sb)
                 /* Tearing down is background work too. */
                 if (sb->pid > 0 && !sb->pid_exited)
                         (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, 19);
-                (void)syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0);
+                if (syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0) == 0)
+                        sb->kill_delivered = true;
         }
         /* Also through the cgroup: it reaches a sandbox whose pid 1 we
          * never learnt (a SPAWNED that was late or lost). */
-        if (sb->has_cg)
-                (void)cg_kill(&sb->cg);
+        if (sb->has_cg && cg_kill(&sb->cg) == 0)
+                sb->kill_delivered = true;
         sb->killed = true;
 }
 
@@ -225,9 +226,11 @@ void sandbox_start_missed(Sandbox *sb)
         if (!sb->spawned && sb->zyg && sb->zyg->state == ZYG_READY) {
                 engine_notice(e, "spawn_lost", "sandbox %llu: no SPAWNED from the zygote; replacing it",
                               (unsigned long long)sb->id);
-                zyg_retire(sb->zyg);
-                /* From the loop, which retries a start that fails. */
-                event_active(e->ev_restart, EV_TIMEOUT, 0);
+                if (!zyg_promote_spare(e)) {
+                        zyg_retire(sb->zyg);
+                        /* From the loop, which retries a start that fails. */
+                        event_active(e->ev_restart, EV_TIMEOUT, 0);
+                }
         }
         e->stats.deadline_misses += sb->job != NULL;
         if (sb->job)
@@ -626,15 +629,9 @@ int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
         bufferevent_enable(sb->ctl, EV_READ | EV_WRITE);
         sandbox_set_timer(sb, e->cfg.start_timeout_ms);
 
-        /* Past max forks, start a fresh zygote in the background. */
-        if (z->forks >= (uint64_t)e->cfg.zygote_max_forks) {
-                Zyg *y;
-                bool starting = false;
-                TAILQ_FOREACH(y, &e->zygs, link)
-                        starting |= y->state == ZYG_STARTING;
-                if (!starting)
-                        (void)zyg_start(e);
-        }
+        /* Past max forks, a fresh zygote takes over. */
+        if (z->forks >= (uint64_t)e->cfg.zygote_max_forks && !e->swap_wanted)
+                zyg_replace_current(e);
         *ret = sb;
         return 0;
 fail:

@@ -107,6 +107,8 @@ void zyg_retire(Zyg *z)
         z->state = ZYG_RETIRING;
         if (e->current == z)
                 e->current = NULL;
+        if (e->spare == z)
+                e->spare = NULL;
         /* Idle sandboxes of the old zygote are dropped. */
         Sandbox *sb, *tmp;
         TAILQ_FOREACH_SAFE(sb, &e->idle, ilink, tmp)
@@ -137,6 +139,8 @@ void zyg_dead(Zyg *z, const char *why)
         zyg_close_sock(z);
         if (was_current)
                 e->current = NULL;
+        if (e->spare == z)
+                e->spare = NULL;
 
         z->nsandboxes++; /* keep z while its sandboxes let go of it */
         Sandbox *sb, *tmp;
@@ -149,7 +153,10 @@ void zyg_dead(Zyg *z, const char *why)
                         e->ready_reported = true;
                         if (e->opts.on_ready)
                                 e->opts.on_ready(e, -EIO, why, e->opts.userdata);
-                } else if (!e->current) {
+                } else if (was_current && e->spare) {
+                        engine_notice(e, "zygote_died", "%s; the spare takes over", why);
+                        zyg_promote_spare(e);
+                } else if (!e->current || !e->spare) {
                         engine_notice(e, "zygote_died", "%s; starting a new one", why);
                         struct timeval tv = { 0, e->restart_failures < 5 ? 10000 : 500000 };
                         e->restart_failures++;
@@ -157,6 +164,32 @@ void zyg_dead(Zyg *z, const char *why)
                 }
         }
         zyg_unref(z);
+}
+
+/* The spare, ready (or still starting), becomes the current zygote at
+ * once: a dead or replaced zygote costs no Python start-up. */
+bool zyg_promote_spare(Engine *e)
+{
+        Zyg *s = e->spare;
+        if (!s)
+                return false;
+        e->spare = NULL;
+        if (e->current)
+                zyg_retire(e->current);
+        e->current = s;
+        if (s->state == ZYG_READY) {
+                zyg_want_spare(e);
+                engine_dispatch(e);
+        }
+        return true;
+}
+
+/* Starts a spare once the current zygote is ready, where one is wanted. */
+void zyg_want_spare(Engine *e)
+{
+        if (!e->cfg.spare_zygote || e->spare || e->freeing || !e->current || e->current->state != ZYG_READY)
+                return;
+        (void)zyg_start(e);
 }
 
 static void zyg_on_pid(evutil_socket_t fd, short what, void *arg)
@@ -245,6 +278,14 @@ static void zyg_on_ready(Zyg *z, const ZygReady *m, const char *info)
         z->factory_pid = m->factory_pid;
         snprintf(e->info, sizeof(e->info), "%s", info);
         e->restart_failures = 0;
+        if (z == e->spare) {
+                /* Waits, started, until the current one dies or is replaced. */
+                if (e->swap_wanted || !old || old->state != ZYG_READY) {
+                        e->swap_wanted = false;
+                        zyg_promote_spare(e);
+                }
+                return;
+        }
         if (old && old != z)
                 zyg_retire(old);
         e->current = z;
@@ -253,7 +294,21 @@ static void zyg_on_ready(Zyg *z, const ZygReady *m, const char *info)
                 if (e->opts.on_ready)
                         e->opts.on_ready(e, 0, NULL, e->opts.userdata);
         }
+        zyg_want_spare(e);
         engine_dispatch(e);
+}
+
+/* Past max forks, or after a lost SPAWNED: the spare takes over, or a
+ * fresh zygote is started to. */
+void zyg_replace_current(Engine *e)
+{
+        if (e->spare && e->spare->state == ZYG_READY) {
+                zyg_promote_spare(e);
+                return;
+        }
+        e->swap_wanted = true;
+        if (!e->spare)
+                (void)zyg_start(e);
 }
 
 static void zyg_handle(Zyg *z, const char *buf, size_t n, int *fds, size_t *nfds)
@@ -373,6 +428,8 @@ int zyg_start(Engine *e)
         e->stats.zygote_starts++;
         if (!e->current)
                 e->current = z;
+        else
+                e->spare = z;
         return 0;
 }
 
@@ -413,8 +470,12 @@ static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
 void engine_on_restart(evutil_socket_t fd, short what, void *arg)
 {
         Engine *e = arg;
-        if (e->current || e->freeing)
+        if (e->freeing)
                 return;
+        if (e->current) {
+                zyg_want_spare(e);
+                return;
+        }
         if (zyg_start(e) < 0) {
                 struct timeval tv = { 1, 0 };
                 event_add(e->ev_restart, &tv);
