@@ -975,11 +975,11 @@ def cgroup_fault(t, hold, n_force):
     try:
         for th in threads:
             th.start()
+        # A cgroup made just before the file existed may be listed only
+        # after it: what the first listing after the file shows is "before".
+        before |= set(sandbox_cgroups(t.cg_roots))
         while time.monotonic() < t0 + hold:
-            if time.monotonic() > t0 + 0.05:
-                created |= set(sandbox_cgroups(t.cg_roots)) - before
-            else:
-                before |= set(sandbox_cgroups(t.cg_roots))
+            created |= set(sandbox_cgroups(t.cg_roots)) - before
             time.sleep(0.01)
     finally:
         os.unlink(path)

@@ -125,6 +125,7 @@ struct Engine {
         PyrConfig cfg;
         EngineOptions opts;
         char zygote_path[4096];
+        char scratch[64];            /* the zygotes' start-up files; removed by engine_free */
         char fault_cgroup[256];      /* test-only fault file, "" when off */
         char test_spawned[64];       /* test-only zygote sabotage, "" when off */
         bool no_watchdog, no_janitor; /* test-only sabotage */

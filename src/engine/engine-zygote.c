@@ -453,10 +453,16 @@ static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
         posix_spawn_file_actions_adddup2(&fa, sp[1], ZYG_CTL_FD);
         /* A clean environment: /proc/self/environ of every sandbox shows
          * the zygote's initial one, whatever Python does later. */
-        char *envp[4] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL, NULL };
+        char scratch[sizeof(e->scratch) + 32];
+        char *envp[5] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL, NULL, NULL };
+        size_t n_env = 2;
+        if (e->scratch[0]) {
+                snprintf(scratch, sizeof(scratch), "PYRUNNER_SCRATCH=%s", e->scratch);
+                envp[n_env++] = scratch;
+        }
         if (e->test_spawned[0]) {
                 snprintf(spawned, sizeof(spawned), "PYRUNNER_TEST_SPAWNED=%s", e->test_spawned);
-                envp[2] = spawned;
+                envp[n_env++] = spawned;
         }
         r = posix_spawn(&pid, e->zygote_path, &fa, NULL, argv, envp);
         posix_spawn_file_actions_destroy(&fa);

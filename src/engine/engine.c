@@ -2,6 +2,7 @@
 /* The engine's public API: creating and freeing it, submitting and
  * cancelling jobs, and delivering their results from the loop. */
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
@@ -199,6 +200,10 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
                 snprintf(name, sizeof(name), "pyrunner-%d", getpid());
                 (void)cg_root_open(&e->cgroot, "/sys/fs/cgroup", "/proc/self/cgroup", name);
         }
+        /* Best effort: without it a zygote uses /tmp itself. */
+        snprintf(e->scratch, sizeof(e->scratch), "/tmp/pyrunner-engine-XXXXXX");
+        if (!mkdtemp(e->scratch))
+                e->scratch[0] = '\0';
         e->ev_restart = evtimer_new(base, engine_on_restart, e);
         e->ev_complete = event_new(base, -1, 0, engine_on_complete, e);
         e->ev_janitor = event_new(base, -1, EV_PERSIST, engine_on_janitor, e);
@@ -217,6 +222,12 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
                 return r;
         }
         *ret = e;
+        return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        (void)remove(path);
         return 0;
 }
 
@@ -277,6 +288,8 @@ void engine_free(Engine *e)
         if (e->ev_reap)
                 event_free(e->ev_reap);
         cg_root_close(&e->cgroot);
+        if (e->scratch[0])
+                (void)nftw(e->scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
         free(e);
 }
 

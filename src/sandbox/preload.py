@@ -35,7 +35,9 @@ def _import_all(names, info):
     import tempfile
     # matplotlib builds its font cache in MPLCONFIGDIR: a private one here,
     # removed afterwards. Sandboxes get /tmp.
-    tmp = tempfile.mkdtemp(prefix="pyrunner-mpl-")
+    # Inside the engine's scratch directory, which the engine removes: a
+    # zygote killed while it starts leaves nothing behind in /tmp.
+    tmp = tempfile.mkdtemp(prefix="mpl-", dir=os.environ.get("PYRUNNER_SCRATCH") or None)
     os.environ["MPLCONFIGDIR"] = tmp
     os.environ["MPLBACKEND"] = "Agg"
     try:
