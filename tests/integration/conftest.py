@@ -1,7 +1,8 @@
 """Shared helpers for the pyrunner integration tests.
 
-Every test drives the real CLI binary (no mocks). The binary is taken from
-$PYRUNNER_BIN, else <repo>/build/src/cli/pyrunner.
+Every test drives the real CLI binary (no mocks): $PYRUNNER_BIN, else
+src/cli/pyrunner of the build directory $PYRUNNER_BUILD (relative to the
+checkout or absolute; default build, `make check` also runs build-asan).
 
 Helpers (import them from conftest; `run` is also a fixture):
   run(code, *args, json=True, env=None, stdin=None, timeout=60, cpus=None)
@@ -31,7 +32,10 @@ import uuid
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("PYRUNNER_BIN") or os.path.join(REPO, "build", "src", "cli", "pyrunner")
+BUILD = os.path.join(REPO, os.environ.get("PYRUNNER_BUILD") or "build")
+BIN = os.environ.get("PYRUNNER_BIN") or os.path.join(BUILD, "src", "cli", "pyrunner")
+# The Python client's own look-up (no pyrunner_path given) finds the same CLI.
+os.environ["PYRUNNER_BIN"] = BIN
 
 STATUSES = {"success", "error", "timeout", "memory_exceeded", "output_limit", "killed", "internal_error"}
 RESULT_KEYS = {

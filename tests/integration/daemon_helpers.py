@@ -1,7 +1,7 @@
 """Helpers for the pyrunnerd (HTTP daemon) integration tests.
 
 Stdlib only. Every test drives the real daemon binary over loopback HTTP:
-$PYRUNNERD_BIN, else <repo>/build/src/daemon/pyrunnerd.
+$PYRUNNERD_BIN, else src/daemon/pyrunnerd of $PYRUNNER_BUILD (see conftest).
 
   Daemon(*flags, preload="", env=None)   a daemon on a free 127.0.0.1 port;
       .start(wait=True) / .stop() (SIGTERM, returns the exit code)
@@ -31,11 +31,11 @@ import time
 
 import pytest
 
-from conftest import _stat, cmdline  # noqa: E402  (the /proc readers, shared)
+from conftest import BUILD, _stat, cmdline  # noqa: E402  (the /proc readers, shared)
 from conftest import base_env as clean_env  # noqa: E402  (one environment rule)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(REPO, "build", "src", "daemon", "pyrunnerd")
+DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(BUILD, "src", "daemon", "pyrunnerd")
 OPENAPI_PATH = os.path.join(REPO, "src", "daemon", "openapi.json")
 PYTHON = "/usr/bin/python3.11"
 
