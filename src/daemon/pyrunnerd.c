@@ -614,8 +614,8 @@ static json_t *health_body(void)
         json_t *layers = D.engine ? engine_layers_json(D.engine) : json_object();
         json_object_set_new(caps, "layers", layers);
         json_object_set_new(caps, "self_test",
-                            json_pack("{s:b, s:O}", "passed", D.self_test_passed, "failures",
-                                      D.self_test_failures ? D.self_test_failures : json_array()));
+                            json_pack("{s:b, s:o}", "passed", D.self_test_passed, "failures",
+                                      D.self_test_failures ? json_incref(D.self_test_failures) : json_array()));
         json_decref(zi);
         json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "service", "pyrunner", "status", status, "version",
                               PYRUNNER_VERSION, "capabilities", caps);
