@@ -15,6 +15,7 @@ const char *__ubsan_default_options(void);
  * report. An absurd allocation from user code gets NULL, that is Python's
  * MemoryError, as from glibc's malloc. */
 #define ROLE_OPTIONS ":detect_leaks=0:allocator_may_return_null=1:handle_segv=0:handle_sigbus=0" \
+                     ":max_malloc_fill_size=0:quarantine_size_mb=16:malloc_context_size=16" \
                      ":handle_abort=0:handle_sigfpe=0:handle_sigill=0"
 #else
 #define ROLE_OPTIONS ""
