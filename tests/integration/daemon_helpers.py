@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, _stat, cmdline  # noqa: E402  (the /proc readers, shared)
+from conftest import BUILD, _stat, cmdline, file_sanitizer_report  # noqa: E402  (shared)
 from conftest import base_env as clean_env  # noqa: E402  (one environment rule)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -88,6 +88,7 @@ def record(method, path, resp, request_body=None):
     with _RECORDED_LOCK:
         RECORDED.append({"method": method, "path": path.split("?", 1)[0], "status": resp.status,
                          "headers": dict(resp.headers), "body": resp.body, "request_body": request_body})
+    file_sanitizer_report(resp.body, "pyrunnerd: %s %s" % (method, path))
 
 
 def http_request(port, method, path, body=None, headers=None, timeout=30, conn=None):
@@ -170,6 +171,7 @@ class Daemon:
             with self._lock:
                 self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
         self.proc.stderr.close()
+        file_sanitizer_report(self.stderr_text(), "pyrunnerd's stderr")
 
     @property
     def pid(self):
