@@ -34,9 +34,10 @@ def read_meson(t, label, path):
     with open(path) as f:
         for line in f:
             test = json.loads(line)
-            # TAP subtests are in stdout; count each "ok"/"not ok" line.
-            sub = [s for s in (test.get("stdout") or "").splitlines()
-                   if s.startswith("ok ") or s.startswith("not ok ")]
+            # TAP subtests are in stdout; count each "ok"/"not ok" line once
+            # (a forked child that crashed may repeat its parent's).
+            sub = list(dict.fromkeys(s for s in (test.get("stdout") or "").splitlines()
+                                     if s.startswith("ok ") or s.startswith("not ok ")))
             for s in sub:
                 if "# SKIP" in s:
                     t.skip(label, "%s %s" % (test["name"], s))
