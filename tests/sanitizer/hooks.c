@@ -43,8 +43,6 @@ const char *__ubsan_default_options(void)
 #define MADV_COLLAPSE 25
 #endif
 
-int madvise(void *addr, size_t len, int advice);
-
 /* zygote.c's collapse_huge_pages() would also turn ASan's 15 TB shadow into
  * huge pages: 0.3 s per zygote start, and every shadow page a sandbox then
  * touches is a 2 MB copy. No mapping of the zygote itself comes near 1 TB. */
