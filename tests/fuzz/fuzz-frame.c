@@ -65,8 +65,9 @@ static void fuzz_frames(const uint8_t *data, size_t size, size_t max_payload)
 /* ---- config ---- */
 
 /* parse_seconds_ms, written differently: in __int128 nothing overflows.
- * Like the original it gives up with -ERANGE as soon as the whole seconds
- * pass INT64_MAX / 10000, before looking at the rest of the string. */
+ * Like the original it gives up with -ERANGE as soon as the value read so
+ * far cannot be held in int64 milliseconds, before looking at the rest of
+ * the string. */
 static int ref_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret)
 {
         __int128 ms = 0;
@@ -74,9 +75,9 @@ static int ref_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t
         const char *p = s;
 
         for (; *p >= '0' && *p <= '9'; p++, digits++) {
-                if (ms > INT64_MAX / 10000)
-                        return -ERANGE;
                 ms = ms * 10 + (*p - '0');
+                if (ms * 1000 > INT64_MAX)
+                        return -ERANGE;
         }
         ms *= 1000;
         if (*p == '.')
@@ -85,6 +86,8 @@ static int ref_seconds_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t
                                 return -EINVAL;
                         static const int scale[] = { 100, 10, 1 };
                         ms += (*p - '0') * scale[frac];
+                        if (ms > INT64_MAX)
+                                return -ERANGE;
                 }
         if (*p != '\0' || digits == 0)
                 return -EINVAL;

@@ -1,7 +1,8 @@
 """Shared helpers for the pyrunner integration tests.
 
-Every test drives the real CLI binary (no mocks). The binary is taken from
-$PYRUNNER_BIN, else <repo>/build/src/cli/pyrunner.
+Every test drives the real CLI binary (no mocks): $PYRUNNER_BIN, else
+src/cli/pyrunner of the build directory $PYRUNNER_BUILD (relative to the
+checkout or absolute; default build, `make check` also runs build-asan).
 
 Helpers (import them from conftest; `run` is also a fixture):
   run(code, *args, json=True, env=None, stdin=None, timeout=60, cpus=None)
@@ -20,6 +21,7 @@ documented defaults apply whatever the CI sets.
 """
 import json as _json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,7 +33,44 @@ import uuid
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("PYRUNNER_BIN") or os.path.join(REPO, "build", "src", "cli", "pyrunner")
+BUILD = os.path.join(REPO, os.environ.get("PYRUNNER_BUILD") or "build")
+BIN = os.environ.get("PYRUNNER_BIN") or os.path.join(BUILD, "src", "cli", "pyrunner")
+# The Python client's own look-up (no pyrunner_path given) finds the same CLI.
+os.environ["PYRUNNER_BIN"] = BIN
+
+# A sanitized build writes its reports to files in <build>/sanitizer-logs,
+# which make check requires to be empty; but a sandbox's pid 2 can only
+# report to its stderr (tests/sanitizer/hooks.c). So output that a test
+# receives and that holds a report is filed there too.
+SANITIZER_LOGS = os.path.join(BUILD, "sanitizer-logs")
+_SANITIZER_REPORT = re.compile(rb"==[0-9]+==ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer|runtime error: ")
+
+
+def _report_texts(data):
+    """The strings of JSON `data` (a run's stderr...) that hold a report, or
+    the raw bytes."""
+    try:
+        todo, found = [_json.loads(data)], []
+    except (ValueError, UnicodeDecodeError):
+        return [data]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, (dict, list)):
+            todo += v.values() if isinstance(v, dict) else v
+        elif isinstance(v, str) and _SANITIZER_REPORT.search(v.encode("utf-8", "replace")):
+            found.append(v.encode("utf-8", "replace"))
+    return found or [data]
+
+
+def file_sanitizer_report(data, where):
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    if os.path.isdir(SANITIZER_LOGS) and _SANITIZER_REPORT.search(data):
+        fd, _ = tempfile.mkstemp(prefix="received-", dir=SANITIZER_LOGS)
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"in output received from %s:\n" % where.encode())
+            f.write(b"\n".join(_report_texts(data)))
+
 
 STATUSES = {"success", "error", "timeout", "memory_exceeded", "output_limit", "killed", "internal_error"}
 RESULT_KEYS = {
@@ -68,6 +107,8 @@ class Result:
         self.cli_stderr = stderr.decode("utf-8", "replace")
         self.wall = wall
         self.data = None
+        file_sanitizer_report(stdout, "pyrunner " + " ".join(argv[1:-1]))
+        file_sanitizer_report(stderr, "the stderr of pyrunner " + " ".join(argv[1:-1]))
         try:
             self.data = _json.loads(stdout.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):

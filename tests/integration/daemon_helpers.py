@@ -1,7 +1,7 @@
 """Helpers for the pyrunnerd (HTTP daemon) integration tests.
 
 Stdlib only. Every test drives the real daemon binary over loopback HTTP:
-$PYRUNNERD_BIN, else <repo>/build/src/daemon/pyrunnerd.
+$PYRUNNERD_BIN, else src/daemon/pyrunnerd of $PYRUNNER_BUILD (see conftest).
 
   Daemon(*flags, preload="", env=None)   a daemon on a free 127.0.0.1 port;
       .start(wait=True) / .stop() (SIGTERM, returns the exit code)
@@ -33,11 +33,11 @@ import time
 
 import pytest
 
-from conftest import _stat, cmdline  # noqa: E402  (the /proc readers, shared)
+from conftest import BUILD, _stat, cmdline, file_sanitizer_report  # noqa: E402  (shared)
 from conftest import base_env as clean_env  # noqa: E402  (one environment rule)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(REPO, "build", "src", "daemon", "pyrunnerd")
+DAEMON_BIN = os.environ.get("PYRUNNERD_BIN") or os.path.join(BUILD, "src", "daemon", "pyrunnerd")
 # The ASan+UBSan build (make unit makes it), for the tests of memory-safety
 # bugs; its sandboxes come from the normal zygote.
 ASAN_DAEMON_BIN = os.environ.get("PYRUNNERD_ASAN_BIN") or os.path.join(REPO, "build-asan", "src", "daemon",
@@ -95,6 +95,7 @@ def record(method, path, resp, request_body=None):
     with _RECORDED_LOCK:
         RECORDED.append({"method": method, "path": path.split("?", 1)[0], "status": resp.status,
                          "headers": dict(resp.headers), "body": resp.body, "request_body": request_body})
+    file_sanitizer_report(resp.body, "pyrunnerd: %s %s" % (method, path))
 
 
 def http_request(port, method, path, body=None, headers=None, timeout=30, conn=None):
@@ -187,6 +188,7 @@ class Daemon:
             with self._lock:
                 self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
         self.proc.stderr.close()
+        file_sanitizer_report(self.stderr_text(), "pyrunnerd's stderr")
 
     @property
     def pid(self):
