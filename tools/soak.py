@@ -513,7 +513,10 @@ class Target:
         if a.chaos:
             self.fault_path = "/var/tmp/pyrunner-soak-fault-%d" % self.port
             env.update(PYRUNNER_ALLOW_SABOTAGE="1", PYRUNNER_FAULT_CGROUP=self.fault_path)
-        self.private_tmp = os.geteuid() == 0 and shutil.which("unshare") is not None
+        # Not when the binaries live below /tmp (a clone there): the tmpfs
+        # would hide them.
+        under_tmp = os.path.realpath(argv[0]).startswith("/tmp/")
+        self.private_tmp = os.geteuid() == 0 and shutil.which("unshare") is not None and not under_tmp
         if self.private_tmp:
             argv = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                     'mount -t tmpfs -o mode=1777,size=256m soak-tmp /tmp && exec "$@"', "sh"] + argv

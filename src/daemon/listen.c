@@ -93,7 +93,7 @@ void listen_start(const struct sockaddr *sa, int salen)
         if (!D.ev_adopt)
                 fail_config("out of memory");
         evhttp_set_bevcb(D.http, on_accept, NULL);
-        D.listener = evconnlistener_new_bind(D.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+        D.listener = evconnlistener_new_bind(D.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 1024,
                                              sa, salen);
         if (!D.listener)
                 fail_config("cannot listen on %s: %s", D.cfg.listen, strerror(errno));

@@ -85,7 +85,9 @@ static void handle_metrics(Req *r)
         EngineStats st = { 0 };
         if (D.engine)
                 engine_get_stats(D.engine, &st);
-        uint64_t restarts = st.zygote_starts > 0 ? st.zygote_starts - 1 : 0;
+        /* The first zygote, and the first spare, are not restarts. */
+        uint64_t first = 1 + (D.cfg.spare_zygote ? 1 : 0);
+        uint64_t restarts = st.zygote_starts > first ? st.zygote_starts - first : 0;
         metrics_render(&D.metrics, b, D.queued, D.active, restarts);
         reply(r, 200, "text/plain; version=0.0.4", b, NULL);
 }

@@ -115,7 +115,8 @@ def test_drain_deadline_cancels_runs_the_engine_still_queues(tmp_path):
     walk on to the next one."""
     zygote = tmp_path / "zygote"
     zygote.symlink_to(ZYGOTE_BIN)
-    d = asan_daemon("--rate-limit", 0, "--drain-timeout-ms", 300, env={"PYRUNNER_ZYGOTE": str(zygote)}).start()
+    d = asan_daemon("--rate-limit", 0, "--drain-timeout-ms", 300, "--spare-zygote", 0,
+                    env={"PYRUNNER_ZYGOTE": str(zygote)}).start()
     try:
         # From now on no zygote can start: the next one is /bin/false.
         zygote.unlink()
