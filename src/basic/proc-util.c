@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
@@ -34,4 +35,14 @@ int wait_all_children(int sigfd, int timeout_ms)
                 while (read(sigfd, &si, sizeof(si)) > 0)
                         ;
         }
+}
+
+const char *pid_list_next(const char *p, pid_t *ret)
+{
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+                return NULL;
+        *ret = (pid_t)pid;
+        return end;
 }

@@ -73,7 +73,7 @@ struct Sandbox {
         Cgroup cg;
         bool has_cg;
         int64_t cur_memory_mb;
-        usec_t born, dying_since;
+        usec_t dying_since;
         unsigned rmdir_tries;
         TAILQ_ENTRY(Sandbox) link;   /* e->sandboxes, or e->dead once freed */
         TAILQ_ENTRY(Sandbox) ilink;  /* e->idle, while IDLE */
@@ -136,7 +136,7 @@ struct Engine {
         bool swap_wanted;            /* the spare takes over once ready */
         struct SandboxList sandboxes, idle, dead;
         struct JobList jobs, queued, completed;
-        unsigned n_idle, n_pool_spawning, n_running;
+        unsigned n_idle, n_running;
         uint64_t next_id;
         EngineStats stats;
         bool ready_reported, freeing;

@@ -13,6 +13,7 @@
 #include "engine-internal.h"
 #include "fd-util.h"
 #include "macro.h"
+#include "proc-util.h"
 
 void pool_remove_idle(Sandbox *sb)
 {
@@ -114,11 +115,9 @@ static void janitor_pid1s(Engine *e, const Zyg *z, usec_t now)
         if (file_read_str(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
                 return;
         usec_t grace = (usec_t)e->cfg.start_timeout_ms * 1000 + 1000000;
-        for (char *p = buf, *end; *p; p = end) {
-                long pid = strtol(p, &end, 10);
-                if (end == p)
-                        break;
-                if (owns_init(e, (pid_t)pid))
+        pid_t pid;
+        for (const char *p = buf; (p = pid_list_next(p, &pid));) {
+                if (owns_init(e, pid))
                         continue;
                 Suspect *s = NULL, *free_slot = NULL;
                 for (size_t i = 0; i < ELEMENTSOF(e->suspects); i++) {
@@ -129,13 +128,13 @@ static void janitor_pid1s(Engine *e, const Zyg *z, usec_t now)
                 }
                 if (!s) {
                         if (free_slot)
-                                *free_slot = (Suspect){ (pid_t)pid, now };
+                                *free_slot = (Suspect){ pid, now };
                         continue;
                 }
                 if (now - s->first_seen > grace) {
-                        kill_pid((pid_t)pid);
+                        kill_pid(pid);
                         e->stats.strays_killed++;
-                        engine_notice(e, "stray_killed", "pid 1 %ld had no sandbox", pid);
+                        engine_notice(e, "stray_killed", "pid 1 %d had no sandbox", (int)pid);
                         s->pid = 0;
                 }
         }

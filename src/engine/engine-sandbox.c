@@ -582,7 +582,6 @@ int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
         sb->id = ++e->next_id;
         sb->state = SB_SPAWNING;
         sb->out_fd = sb->err_fd = sb->init_pidfd = -1;
-        sb->born = now_usec();
         cg_init(&sb->cg);
         TAILQ_INSERT_TAIL(&e->sandboxes, sb, link);
 

@@ -8,6 +8,7 @@
 
 #include "engine-internal.h"
 #include "fd-util.h"
+#include "proc-util.h"
 
 /* Private memory of pid and its descendants: the pages they share with
  * the zygote are not theirs. */
@@ -23,13 +24,10 @@ static uint64_t tree_rss(pid_t pid, int depth)
                                 total += kb << 10;
                 }
         snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+        pid_t child;
         if (depth < 16 && file_read_str(AT_FDCWD, path, buf, sizeof(buf)) > 0)
-                for (char *p = buf, *end; *p; p = end) {
-                        long child = strtol(p, &end, 10);
-                        if (end == p)
-                                break;
-                        total += tree_rss((pid_t)child, depth + 1);
-                }
+                for (const char *p = buf; (p = pid_list_next(p, &child));)
+                        total += tree_rss(child, depth + 1);
         return total;
 }
 

@@ -15,6 +15,7 @@
 #include "cgroup.h"
 #include "fd-util.h"
 #include "macro.h"
+#include "proc-util.h"
 
 static const char *const v1_names[CG_N] = { "memory", "pids", "cpu", "cpuacct" };
 
@@ -464,13 +465,10 @@ static int kill_procs(int dirfd)
         ssize_t n = file_read_str(dirfd, "cgroup.procs", buf, sizeof(buf));
         if (n < 0)
                 return (int)n;
-        for (char *p = buf, *end; *p; p = end) {
-                long pid = strtol(p, &end, 10);
-                if (end == p)
-                        break;
+        pid_t pid;
+        for (const char *p = buf; (p = pid_list_next(p, &pid));)
                 if (pid > 1)
-                        (void)kill((pid_t)pid, SIGKILL);
-        }
+                        (void)kill(pid, SIGKILL);
         return 0;
 }
 

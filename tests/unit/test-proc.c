@@ -69,12 +69,32 @@ static void test_child_that_stays_times_out(void **state)
         close(fd);
 }
 
+/* cgroup.procs lines, and the space-separated children file. */
+static void test_pid_list(void **state)
+{
+        pid_t got[4], pid;
+        size_t n = 0;
+        for (const char *p = "12\n345\n"; (p = pid_list_next(p, &pid));)
+                got[n++] = pid;
+        assert_int_equal(n, 2);
+        assert_int_equal(got[0], 12);
+        assert_int_equal(got[1], 345);
+        n = 0;
+        for (const char *p = "7 8 9 "; (p = pid_list_next(p, &pid)) && n < 4;)
+                got[n++] = pid;
+        assert_int_equal(n, 3);
+        assert_int_equal(got[2], 9);
+        assert_null(pid_list_next("", &pid));
+        assert_null(pid_list_next("\n", &pid));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_no_children),
                 cmocka_unit_test(test_children_that_exit_are_reaped),
                 cmocka_unit_test(test_child_that_stays_times_out),
+                cmocka_unit_test(test_pid_list),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
