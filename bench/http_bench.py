@@ -169,7 +169,10 @@ def start_daemon(binary, port):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYRUNNER_") and not k.startswith("PYTHON_EXECUTOR_")}
     argv = [binary, "--listen", "127.0.0.1:%d" % port, "--max-concurrency", "16", "--max-queue", "256",
-            "--rate-limit", "0"]
+            "--rate-limit", "0",
+            # A spare zygote still importing would share the CPU with the
+            # first measurements; idle, it costs none.
+            "--spare-zygote", "0"]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env=env)
     # Drain its log so it never blocks on a full pipe; keep the tail.

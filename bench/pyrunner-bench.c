@@ -152,6 +152,9 @@ int main(int argc, char **argv)
         int opt;
 
         config_init_defaults(&cfg);
+        /* Runs, not fault tolerance: a spare zygote still importing would
+         * share the CPU with the first measurements (idle, it costs none). */
+        cfg.spare_zygote = 0;
         if (config_from_env(&cfg, NULL) < 0)
                 return 2;
         static const struct option longopts[] = {
