@@ -129,7 +129,7 @@ static void zyg_kill(Zyg *z)
 void zyg_dead(Zyg *z, const char *why)
 {
         Engine *e = z->e;
-        bool was_current = z == e->current;
+        bool was_current = z == e->current, was_spare = z == e->spare;
 
         if (z->state == ZYG_DEAD)
                 return;
@@ -139,7 +139,7 @@ void zyg_dead(Zyg *z, const char *why)
         zyg_close_sock(z);
         if (was_current)
                 e->current = NULL;
-        if (e->spare == z)
+        if (was_spare)
                 e->spare = NULL;
 
         z->nsandboxes++; /* keep z while its sandboxes let go of it */
@@ -156,7 +156,7 @@ void zyg_dead(Zyg *z, const char *why)
                 } else if (was_current && e->spare) {
                         engine_notice(e, "zygote_died", "%s; the spare takes over", why);
                         zyg_promote_spare(e);
-                } else if (!e->current || !e->spare) {
+                } else if (was_current || was_spare) { /* a retired one's exit is expected */
                         engine_notice(e, "zygote_died", "%s; starting a new one", why);
                         struct timeval tv = { 0, e->restart_failures < 5 ? 10000 : 500000 };
                         e->restart_failures++;
