@@ -126,6 +126,15 @@ BIG = {"stdout_flood", "stderr_flood", "stdout_at_limit", "big_result_5mb", "big
        "stdin_unread"}
 
 
+def cpu_wait_ns(pid):
+    """Time the process has spent runnable but waiting for a CPU: what
+    sandboxes' load costs the daemon's latency."""
+    try:
+        return int(read("/proc/%d/schedstat" % pid).split()[1])
+    except (AttributeError, IndexError, ValueError):
+        return 0
+
+
 def summary(v):
     """A short description of a (possibly huge) value."""
     if isinstance(v, (list, str)):
@@ -544,6 +553,18 @@ class Target:
         lines = (read(os.path.join(self.work, "pyrunnerd.log")) or "").splitlines()
         return "\n".join("    " + l[:300] for l in lines[-n:])
 
+    def log_warnings(self):
+        """Counts of the daemon's warning log lines, by engine event or message."""
+        out = collections.Counter()
+        for line in (read(os.path.join(self.work, "pyrunnerd.log")) or "").splitlines() if self.work else []:
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(o, dict) and o.get("level") == "warning":
+                out[o.get("event") or o.get("msg")] += 1
+        return out
+
     def alive(self):
         if self.proc is not None:
             return self.proc.poll() is None
@@ -739,6 +760,17 @@ def settle(t, before, seconds):
         if not leaks or time.monotonic() > deadline or not t.alive():
             return now, leaks
         time.sleep(0.05)
+
+
+# pyrunnerd returns free heap pages to the kernel once idle for 1 s.
+TRIM_AFTER_S = 1.0
+
+
+def idle_rss(t):
+    """The daemon's VmRSS once it has been idle long enough to trim its
+    heap: what it holds, not the high-water mark of the last big reply."""
+    time.sleep(TRIM_AFTER_S + 0.3)
+    return rss_kb(t.pid)
 
 
 def wait_pool(t, timeout=15.0):
@@ -1058,7 +1090,7 @@ class Soak:
         if self.check_death("during the warm-up"):
             return
         settle(t, before, a.settle)
-        rss0 = rss_kb(t.pid)
+        rss0 = idle_rss(t)
         n_phase = max(1, a.runs // len(a.concurrency))
         for i, c in enumerate(a.concurrency):
             phase_until = time.monotonic() + (until - time.monotonic()) / (len(a.concurrency) - i)
@@ -1069,14 +1101,16 @@ class Soak:
         after, leaks = settle(t, before, a.settle)
         for leak in leaks:
             self.fail("leak", leak)
-        growth = after.rss - rss0
-        print("daemon RSS: %d kB after the warm-up, %d kB at the end (%+d kB)" % (rss0, after.rss, growth))
+        rss1 = idle_rss(t)
+        growth = rss1 - rss0
+        print("daemon RSS: %d kB after the warm-up, %d kB at the end (%+d kB)" % (rss0, rss1, growth))
         if growth >= a.rss_growth_kb:
             self.fail("leak", "daemon RSS grew by %d kB after the warm-up (limit %d kB)"
                       % (growth, a.rss_growth_kb))
 
     def phase(self, load, sched, c, name):
         t0, n0 = time.monotonic(), len(load.recs)
+        wait0 = cpu_wait_ns(self.t.pid)
         for th in load.run(sched, c, name):
             while th.is_alive():
                 th.join(0.2)
@@ -1084,8 +1118,9 @@ class Soak:
                     load.stop.set()
         n, took = len(load.recs) - n0, time.monotonic() - t0
         short = sched.i < len(sched.jobs)
-        print("phase %-8s %6d runs in %6.1f s (%.0f/s)%s" % (
-            name, n, took, n / max(took, 1e-9),
+        waited = (cpu_wait_ns(self.t.pid) - wait0) / 1e6
+        print("phase %-8s %6d runs in %6.1f s (%.0f/s), daemon waited %.0f ms for a CPU (%.1f ms/s)%s" % (
+            name, n, took, n / max(took, 1e-9), waited, waited / max(took, 1e-9),
             " (stopped at %d of %d)" % (sched.i, len(sched.jobs)) if short else ""), flush=True)
 
     def run_chaos(self, progs, load, until):
@@ -1235,6 +1270,9 @@ class Soak:
         print("\nlatency of all answered runs: p50 %s, p99 %s; benign runs: p50 %s, p99 %s"
               % (fmt_s(pct(answered, 0.5)), fmt_s(pct(answered, 0.99)), fmt_s(pct(benign, 0.5)),
                  fmt_s(pct(benign, 0.99))))
+        warnings = self.t.log_warnings()
+        if warnings:
+            print("daemon warnings: %s" % ", ".join("%s %d" % kv for kv in warnings.most_common()))
         if self.recoveries:
             print("\nrecovery after each fault (limit %.0f ms):" % (self.args.recovery * 1000))
             for fault in FAULTS:

@@ -42,7 +42,7 @@ typedef struct Daemon {
         unsigned active, queued, sending, max_concurrency;
         struct ReqList queue, all;
         ConnSet conns;
-        struct event *ev_term, *ev_int, *ev_drain, *ev_adopt;
+        struct event *ev_term, *ev_int, *ev_drain, *ev_adopt, *ev_trim;
         uint64_t next_id;
 } Daemon;
 
@@ -96,5 +96,5 @@ void settings_parse(int argc, char **argv, struct sockaddr_storage *ret_addr, in
 _noreturn_ void fail_config(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* pyrunnerd.c */
-/* Ends the loop once draining and nothing is left in flight. */
-void daemon_maybe_stop(void);
+/* Nothing in flight: ends the loop when draining, else trims the heap soon. */
+void daemon_check_idle(void);

@@ -90,7 +90,7 @@ static void on_sent(struct evhttp_request *req, void *arg)
         if (c && c->sending) {
                 c->sending = false;
                 D.sending--;
-                daemon_maybe_stop();
+                daemon_check_idle();
         }
 }
 

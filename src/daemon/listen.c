@@ -41,7 +41,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
         if (was_sending) {
                 /* The reply broke off: on_sent will not come. */
                 D.sending--;
-                daemon_maybe_stop();
+                daemon_check_idle();
         }
 }
 

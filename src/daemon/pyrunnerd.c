@@ -6,6 +6,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +21,24 @@
 
 Daemon D;
 
-void daemon_maybe_stop(void)
+/* Big results leave the heap full of free holes that glibc keeps
+ * resident (33 MB holding 120 kB in use, seen in a soak): give them back
+ * once the daemon has been idle for a second (not after every run: the
+ * next one would fault the pages in again). */
+static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
-        if (D.draining && D.active == 0 && D.queued == 0 && D.sending == 0)
+        if (D.active == 0 && D.queued == 0 && D.sending == 0)
+                (void)malloc_trim(0);
+}
+
+void daemon_check_idle(void)
+{
+        if (D.active || D.queued || D.sending)
+                return;
+        if (D.draining)
                 event_base_loopexit(D.base, NULL);
+        else if (D.ev_trim && !evtimer_pending(D.ev_trim, NULL))
+                evtimer_add(D.ev_trim, &(struct timeval){ .tv_sec = 1 });
 }
 
 static double now_s(void)
@@ -345,6 +360,9 @@ static void watch_signals(void)
 {
         D.ev_term = evsignal_new(D.base, SIGTERM, on_signal, NULL);
         D.ev_int = evsignal_new(D.base, SIGINT, on_signal, NULL);
+        D.ev_trim = evtimer_new(D.base, on_trim, NULL);
+        if (!D.ev_term || !D.ev_int || !D.ev_trim)
+                fail_config("out of memory");
         event_add(D.ev_term, NULL);
         event_add(D.ev_int, NULL);
 }
@@ -368,6 +386,7 @@ static void shut_down(void)
                 event_free(D.ev_drain);
         event_free(D.ev_term);
         event_free(D.ev_int);
+        event_free(D.ev_trim);
         event_base_free(D.base);
         json_decref(D.self_test_failures);
         log_msg("info", "stopped");

@@ -124,7 +124,7 @@ void runs_start_next(void)
                 submit(r);
         }
         busy = false;
-        daemon_maybe_stop();
+        daemon_check_idle();
 }
 
 /* Whether the client behind fd has gone: end of file or an error (a RST).
