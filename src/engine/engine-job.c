@@ -12,6 +12,7 @@
 
 #include "engine-internal.h"
 #include "macro.h"
+#include "zygote-proto.h"
 
 static void job_on_deadline(evutil_socket_t fd, short what, void *arg);
 static void job_on_watch(evutil_socket_t fd, short what, void *arg);
@@ -140,7 +141,9 @@ void job_start(Job *j)
                 job_fail(j, "cannot send the program");
                 return;
         }
-        (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, 0);
+        /* Above idle sandboxes, below the daemon: a machine full of busy
+         * runs must not delay the timers that end them. */
+        (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, ZYG_RUN_NICE);
         j->state = JOB_RUNNING;
         e->n_running++;
         e->stats.runs_started++;

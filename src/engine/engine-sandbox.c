@@ -65,9 +65,6 @@ void sandbox_kill(Sandbox *sb)
         if (sb->freed)
                 return;
         if (sb->init_pidfd >= 0 && !sb->init_exited) {
-                /* Tearing down is background work too. */
-                if (sb->pid > 0 && !sb->pid_exited)
-                        (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, 19);
                 if (syscall(SYS_pidfd_send_signal, sb->init_pidfd, SIGKILL, NULL, 0) == 0)
                         sb->kill_delivered = true;
         }

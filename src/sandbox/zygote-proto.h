@@ -11,6 +11,7 @@
 #define ZYG_SANDBOX_UID 1000         /* uid and gid of user code inside */
 #define ZYG_CTL_FD 3                 /* the framed channel inside a sandbox */
 #define ZYG_PREPARE_NICE 10          /* zygote and idle sandboxes */
+#define ZYG_RUN_NICE 5               /* user code: the daemon (0) comes first */
 
 enum {
         ZYG_MSG_READY = 1,           /* zygote -> engine, once: ZygReady, then info JSON */
