@@ -40,6 +40,8 @@ const ConfigEntry config_table[] = {
         INT_ENTRY("start-timeout-ms", start_timeout_ms, 100, 60000, 5000, "ms", "a sandbox not started by then is killed; its run ends as internal_error"),
         INT_ENTRY("kill-grace-ms", kill_grace_ms, 10, 10000, 500, "ms", "after a timeout's kill, a run not seen gone by then ends as internal_error"),
         INT_ENTRY("sandbox-uid", sandbox_uid, 1000, 2147483646, 101000, "uid", "host uid/gid of the sandbox user when run as root"),
+        INT_ENTRY("zygote-start-timeout-s", zygote_start_timeout_s, 10, 3600, 120, "s", "a zygote not ready by then (its preload imported) is killed"),
+        STR_ENTRY("cache-dir", cache_dir, "", "caches built once, such as matplotlib's font list (empty: /var/cache/pyrunner as root, else ~/.cache/pyrunner)"),
         STR_ENTRY("preload", preload, "numpy,pandas,scipy,sympy,matplotlib,sklearn", "modules the zygote imports ('' for none)"),
         DSTR_ENTRY("listen", listen, "127.0.0.1:8000", "address to serve, HOST:PORT"),
         DSTR_ENTRY("api-keys", api_keys, "", "accepted API keys, comma-separated (empty: no auth)"),

@@ -32,7 +32,9 @@ typedef struct PyrConfig {
         int64_t start_timeout_ms;    /* deadline for its sandbox to start */
         int64_t kill_grace_ms;       /* after the timeout's kill, to be seen gone */
         int64_t sandbox_uid;         /* host uid/gid the sandbox user maps to */
+        int64_t zygote_start_timeout_s; /* a zygote not ready by then is killed */
         char preload[256];           /* comma-separated modules the zygote imports */
+        char cache_dir[256];         /* built-once caches; empty: the default for our uid */
         /* pyrunnerd */
         char listen[128];            /* HOST:PORT */
         char api_keys[1024];         /* comma-separated; empty: no auth */

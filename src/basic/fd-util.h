@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
 
 int fd_nonblock(int fd, int nonblock);
 int fd_cloexec(int fd, int cloexec);

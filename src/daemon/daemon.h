@@ -38,7 +38,8 @@ typedef struct Daemon {
         bool engine_ready, self_test_done, self_test_passed, draining, listener_off;
         bool rate_set;               /* rate-limit given explicitly: it applies to every client */
         json_t *self_test_failures;
-        char reason[256];
+        char reason[512];
+        char *zygote_error;          /* the zygote's start-up error in full (a traceback) */
         unsigned active, queued, sending, max_concurrency;
         struct ReqList queue, all;
         ConnSet conns;

@@ -80,6 +80,8 @@ static json_t *health_body(void)
                               PYRUNNER_VERSION, "capabilities", caps);
         if (strcmp(status, "healthy") != 0)
                 json_object_set_new(o, "reason", json_string(D.reason[0] ? D.reason : status));
+        if (D.zygote_error)
+                json_object_set_new(o, "zygote_error", json_string(D.zygote_error));
         return o;
 }
 
@@ -280,11 +282,33 @@ static void on_engine_notice(Engine *e, const char *event, const char *detail, v
         log_json(json_pack("{s:s, s:s, s:s, s:s}", "level", "warning", "msg", "engine", "event", event, "detail", detail));
 }
 
+/* The gist of a start-up error: its first line, or for a Python traceback
+ * what comes before it and its last line (the exception). */
+static void error_gist(const char *message, char *out, size_t size)
+{
+        const char *tb = strstr(message, "Traceback (most recent call last)");
+        if (!tb) {
+                snprintf(out, size, "%.*s", (int)strcspn(message, "\n"), message);
+                return;
+        }
+        const char *end = message + strlen(message);
+        while (end > tb && end[-1] == '\n')
+                end--;
+        const char *last = end;
+        while (last > tb && last[-1] != '\n')
+                last--;
+        snprintf(out, size, "%.*s%.*s", (int)(tb - message), message, (int)(end - last), last);
+}
+
 static void on_engine_ready(Engine *e, int error, const char *message, void *userdata)
 {
         if (error < 0) {
-                snprintf(D.reason, sizeof(D.reason), "the zygote could not start: %s", message ? message : "?");
-                log_msg("error", "%s", D.reason);
+                char gist[sizeof(D.reason) - 64];
+                error_gist(message ? message : "?", gist, sizeof(gist));
+                snprintf(D.reason, sizeof(D.reason), "the zygote could not start: %s", gist);
+                free(D.zygote_error);
+                D.zygote_error = message ? strdup(message) : NULL;
+                log_json(json_pack("{s:s, s:s, s:s?}", "level", "error", "msg", D.reason, "detail", D.zygote_error));
                 D.self_test_done = true;
                 D.self_test_passed = false;
                 return;
@@ -389,6 +413,7 @@ static void shut_down(void)
         event_free(D.ev_trim);
         event_base_free(D.base);
         json_decref(D.self_test_failures);
+        free(D.zygote_error);
         log_msg("info", "stopped");
 }
 

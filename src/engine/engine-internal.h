@@ -126,6 +126,7 @@ struct Engine {
         EngineOptions opts;
         char zygote_path[4096];
         char scratch[64];            /* the zygotes' start-up files; removed by engine_free */
+        char cache[256];             /* the zygotes' built-once caches; empty: none */
         char fault_cgroup[256];      /* test-only fault file, "" when off */
         char test_spawned[64];       /* test-only zygote sabotage, "" when off */
         bool no_watchdog, no_janitor; /* test-only sabotage */

@@ -22,7 +22,6 @@
 
 #define WATCH_EVERY_MS 250
 #define PONG_WITHIN_US 5000000       /* stuck past this: replaced */
-#define ZYG_START_WITHIN_US (120 * 1000000ULL)
 #define EXIT_WITHIN_US 2000000
 
 static void zyg_kill(Zyg *z);
@@ -240,7 +239,7 @@ static void zyg_on_watch(evutil_socket_t fd, short what, void *arg)
                 return;
         }
         if (z->state == ZYG_STARTING) {
-                if (now - z->started > ZYG_START_WITHIN_US)
+                if (now - z->started > (usec_t)z->e->cfg.zygote_start_timeout_s * 1000000)
                         zyg_dead(z, "the zygote did not start in time");
                 return;
         }
@@ -318,9 +317,11 @@ static void zyg_handle(Zyg *z, const char *buf, size_t n, int *fds, size_t *nfds
         if (type == ZYG_MSG_READY && z->state == ZYG_STARTING && n > sizeof(ZygReady)) {
                 zyg_on_ready(z, (const ZygReady *)buf, buf + sizeof(ZygReady));
         } else if (type == ZYG_MSG_ERROR) {
-                char why[300];
-                snprintf(why, sizeof(why), "zygote: %s", buf + sizeof(ZygHeader));
-                zyg_dead(z, why);
+                /* The text may hold a Python traceback: all of it. */
+                _cleanup_free_ char *why = NULL;
+                if (asprintf(&why, "zygote: %s", buf + sizeof(ZygHeader)) < 0)
+                        why = NULL;
+                zyg_dead(z, why ? why : "zygote: start-up error");
         } else if (type == ZYG_MSG_PONG && n == sizeof(ZygPing)) {
                 z->ping_sent = 0;
         } else if (type == ZYG_MSG_SPAWNED && n == sizeof(ZygSpawned)) {
@@ -453,12 +454,16 @@ static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
         posix_spawn_file_actions_adddup2(&fa, sp[1], ZYG_CTL_FD);
         /* A clean environment: /proc/self/environ of every sandbox shows
          * the zygote's initial one, whatever Python does later. */
-        char scratch[sizeof(e->scratch) + 32];
-        char *envp[5] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL, NULL, NULL };
+        char scratch[sizeof(e->scratch) + 32], cache[sizeof(e->cache) + 32];
+        char *envp[6] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL, NULL, NULL, NULL };
         size_t n_env = 2;
         if (e->scratch[0]) {
                 snprintf(scratch, sizeof(scratch), "PYRUNNER_SCRATCH=%s", e->scratch);
                 envp[n_env++] = scratch;
+        }
+        if (e->cache[0]) {
+                snprintf(cache, sizeof(cache), "PYRUNNER_CACHE=%s", e->cache);
+                envp[n_env++] = cache;
         }
         if (e->test_spawned[0]) {
                 snprintf(spawned, sizeof(spawned), "PYRUNNER_TEST_SPAWNED=%s", e->test_spawned);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,6 +167,36 @@ static void read_test_faults(Engine *e)
         e->no_janitor = getenv("PYRUNNER_TEST_NO_JANITOR") != NULL;
 }
 
+/* The zygotes' cache (matplotlib's font list, tens of seconds to build on a
+ * slow machine): built once, kept across starts. Only a directory of ours
+ * that no one else may write: the zygote reads it before any sandbox. */
+static void open_cache_dir(Engine *e)
+{
+        const char *dir = e->cfg.cache_dir, *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+        char path[sizeof(e->cache)], parent[sizeof(e->cache)];
+        struct stat st;
+
+        if (dir[0])
+                snprintf(path, sizeof(path), "%s", dir);
+        else if (geteuid() == 0)
+                snprintf(path, sizeof(path), "/var/cache/pyrunner");
+        else if (x && x[0] == '/')
+                snprintf(path, sizeof(path), "%s/pyrunner", x);
+        else if (home && home[0] == '/')
+                snprintf(path, sizeof(path), "%s/.cache/pyrunner", home);
+        else
+                return;
+        snprintf(parent, sizeof(parent), "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+                *slash = '\0';
+                (void)mkdir(parent, 0755); /* ~/.cache may not exist yet */
+        }
+        (void)mkdir(path, 0755);
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
+                snprintf(e->cache, sizeof(e->cache), "%s", path);
+}
+
 int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOptions *opts, Engine **ret)
 {
         Engine *e = calloc(1, sizeof(*e));
@@ -204,6 +235,7 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
         snprintf(e->scratch, sizeof(e->scratch), "/tmp/pyrunner-engine-XXXXXX");
         if (!mkdtemp(e->scratch))
                 e->scratch[0] = '\0';
+        open_cache_dir(e);
         e->ev_restart = evtimer_new(base, engine_on_restart, e);
         e->ev_complete = event_new(base, -1, 0, engine_on_complete, e);
         e->ev_janitor = event_new(base, -1, EV_PERSIST, engine_on_janitor, e);

@@ -29,15 +29,29 @@ def _warm(name):
         x = sympy.Symbol("x"); str(sympy.simplify(sympy.sin(x)**2 + sympy.cos(x)**2))
 
 
+def _font_cache_dir():
+    """Where matplotlib keeps its font cache: the engine's cache directory,
+    so that it is built once, not on every start (tens of seconds on a slow
+    machine); else a private one in the engine's scratch directory, which
+    the engine removes. None: a temporary one, removed here."""
+    import os
+    cache = os.environ.get("PYRUNNER_CACHE")
+    if cache:
+        path = os.path.join(cache, "matplotlib")
+        try:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            if os.access(path, os.W_OK):
+                return path, False
+        except OSError:
+            pass
+    import tempfile
+    return tempfile.mkdtemp(prefix="mpl-", dir=os.environ.get("PYRUNNER_SCRATCH") or None), True
+
+
 def _import_all(names, info):
     import os
     import shutil
-    import tempfile
-    # matplotlib builds its font cache in MPLCONFIGDIR: a private one here,
-    # removed afterwards. Sandboxes get /tmp.
-    # Inside the engine's scratch directory, which the engine removes: a
-    # zygote killed while it starts leaves nothing behind in /tmp.
-    tmp = tempfile.mkdtemp(prefix="mpl-", dir=os.environ.get("PYRUNNER_SCRATCH") or None)
+    tmp, remove = _font_cache_dir()
     os.environ["MPLCONFIGDIR"] = tmp
     os.environ["MPLBACKEND"] = "Agg"
     try:
@@ -53,9 +67,11 @@ def _import_all(names, info):
             except Exception as e:
                 info["failed"][name] = "%s: %s" % (type(e).__name__, e)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if remove:
+            shutil.rmtree(tmp, ignore_errors=True)
+        # Sandboxes get their own /tmp.
         os.environ["MPLCONFIGDIR"] = "/tmp"
-    # Whichever preloaded module imported matplotlib: forget the removed dir.
+    # Whichever preloaded module imported matplotlib: forget the zygote's dir.
     mpl = sys.modules.get("matplotlib")
     if mpl is not None:
         try:
@@ -65,6 +81,27 @@ def _import_all(names, info):
             pass
 
 
+def _join_threads(seconds):
+    """Waits for threads that a library started while it was imported
+    (matplotlib's font cache timer, a pool that winds down). The zygote must
+    be single-threaded to fork: one still running after `seconds` is a
+    start-up error that names it."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return
+    import time
+    deadline = time.monotonic() + seconds
+    main = threading.main_thread()
+    for t in threading.enumerate():
+        if t is not main:
+            t.join(max(0.0, deadline - time.monotonic()))
+    left = [t for t in threading.enumerate() if t is not main and t.is_alive()]
+    if left:
+        raise RuntimeError("the preload left %d thread(s) running after %g s: %s (the zygote must be "
+                           "single-threaded to fork; remove the module that starts it from --preload)"
+                           % (len(left), seconds, ", ".join("%s (%s)" % (t.name, type(t).__name__) for t in left)))
+
+
 def preload(names):
     """Imports the comma-separated `names`; returns the zygote's READY info
     as JSON: the Python version, each library's version, the failures."""
@@ -72,6 +109,7 @@ def preload(names):
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if wanted:
         _import_all(wanted, info)
+    _join_threads(10)
     gc.collect()
     gc.freeze()
     return json.dumps(info)

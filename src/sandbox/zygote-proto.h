@@ -93,3 +93,4 @@ typedef struct ZygPing {
 } ZygPing;
 
 #define ZYG_MSG_MAX 65536
+#define ZYG_ERROR_MAX 16384         /* ERROR text, a traceback included */

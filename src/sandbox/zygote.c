@@ -53,15 +53,23 @@ typedef struct Zygote {
 
 static Zygote Z;
 
-static _noreturn_ void die_msg(const char *what, int err)
+/* Tells the engine why we cannot start ("what: detail", detail may be a
+ * Python traceback), then exits. */
+static _noreturn_ void die_text(const char *what, const char *detail)
 {
-        char buf[512];
+        static char buf[ZYG_ERROR_MAX];
         ZygHeader *h = (ZygHeader *)buf;
         h->type = ZYG_MSG_ERROR;
-        int n = snprintf(buf + sizeof(*h), sizeof(buf) - sizeof(*h), "%s: %s", what, strerror(err));
+        int n = snprintf(buf + sizeof(*h), sizeof(buf) - sizeof(*h), "%s: %s", what, detail);
+        n = MIN(MAX(n, 0), (int)(sizeof(buf) - sizeof(*h) - 1));
         if (Z.sock >= 0)
-                (void)send(Z.sock, buf, sizeof(*h) + (size_t)MAX(n, 0) + 1, MSG_NOSIGNAL);
+                (void)send(Z.sock, buf, sizeof(*h) + (size_t)n + 1, MSG_NOSIGNAL);
         _exit(1);
+}
+
+static _noreturn_ void die_msg(const char *what, int err)
+{
+        die_text(what, strerror(err));
 }
 
 /* Unprivileged: enter our own user namespace so we may setns() into the
@@ -115,6 +123,68 @@ static void collapse_huge_pages(void)
 
 /* Runs embedded source as module `name` and registers it in sys.modules;
  * *ret_dict (optional) is the module's dict, borrowed. */
+/* The pending Python exception as its traceback text (cleared). */
+static char *py_error_text(void)
+{
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        char *out = NULL;
+        PyObject *mod = PyImport_ImportModule("traceback");
+        PyObject *lines = mod && type ? PyObject_CallMethod(mod, "format_exception", "OOO", type,
+                                                               value ? value : Py_None, tb ? tb : Py_None)
+                                      : NULL;
+        PyObject *empty = lines ? PyUnicode_FromString("") : NULL;
+        PyObject *text = empty ? PyUnicode_Join(empty, lines) : NULL;
+        const char *utf8 = text ? PyUnicode_AsUTF8(text) : NULL;
+        if (utf8)
+                out = strdup(utf8);
+        PyErr_Clear();
+        Py_XDECREF(text);
+        Py_XDECREF(empty);
+        Py_XDECREF(lines);
+        Py_XDECREF(mod);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return out ? out : strdup("a Python error (no traceback)");
+}
+
+/* Threads other than ours, their names in `names`. */
+static int threads_besides_main(char *names, size_t size)
+{
+        _cleanup_closedir_ DIR *tasks = opendir("/proc/self/task");
+        int n = 0;
+        size_t len = 0;
+        names[0] = '\0';
+        if (!tasks)
+                return 0;
+        for (struct dirent *de; (de = readdir(tasks));) {
+                if (de->d_name[0] == '.' || atoi(de->d_name) == gettid())
+                        continue;
+                char path[64], comm[32] = "?";
+                snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+                (void)file_read_str(AT_FDCWD, path, comm, sizeof(comm));
+                comm[strcspn(comm, "\n")] = '\0';
+                if (len < size)
+                        len += (size_t)MAX(snprintf(names + len, size - len, "%s%s", n ? ", " : "", comm), 0);
+                n++;
+        }
+        return n;
+}
+
+/* The first Python failure of the start-up, for die_text. */
+static char *start_error;
+
+static void keep_py_error(void)
+{
+        char *text = py_error_text();
+        if (start_error)
+                free(text);
+        else
+                start_error = text;
+}
+
 static int embed_module(const char *name, const char *source, const char *filename, PyObject **ret_dict)
 {
         PyObject *mod = PyModule_New(name);
@@ -126,7 +196,7 @@ static int embed_module(const char *name, const char *source, const char *filena
         PyObject *res = code ? PyEval_EvalCode(code, d, d) : NULL;
         Py_XDECREF(code);
         if (!res) {
-                PyErr_Print();
+                keep_py_error();
                 Py_DECREF(mod);
                 return -EINVAL;
         }
@@ -191,14 +261,14 @@ static int python_start(const char *preload, char **ret_info)
         PyObject *fn = PyDict_GetItemString(pd, "preload");
         PyObject *info = fn ? PyObject_CallFunction(fn, "s", preload) : NULL;
         if (!info || !PyUnicode_Check(info)) {
-                PyErr_Print();
+                keep_py_error();
                 Py_XDECREF(info);
                 return -EINVAL;
         }
         PyObject *prep = PyDict_GetItemString(d, "prepare_zygote");
         PyObject *pr = prep ? PyObject_CallNoArgs(prep) : NULL;
         if (!pr) {
-                PyErr_Print();
+                keep_py_error();
                 Py_DECREF(info);
                 return -EINVAL;
         }
@@ -483,18 +553,18 @@ int main(int argc, char **argv)
         char *info = NULL;
         r = python_start(argv[2], &info);
         if (r < 0)
-                die_msg("python start-up", -r);
+                die_text("python start-up", start_error ? start_error : strerror(-r));
         collapse_huge_pages();
 
-        /* Children must see no threads: they would not survive fork(). */
-        DIR *tasks = opendir("/proc/self/task");
-        int nthreads = 0;
-        for (struct dirent *de; tasks && (de = readdir(tasks));)
-                nthreads += de->d_name[0] != '.';
-        if (tasks)
-                closedir(tasks);
-        if (nthreads != 1)
-                die_msg("zygote started threads", EBUSY);
+        /* Children must see no threads: they would not survive fork(). The
+         * preload joined the Python ones; give any other one a moment to end. */
+        char names[512];
+        for (int i = 0; threads_besides_main(names, sizeof(names)) > 0; i++) {
+                if (i == 200)
+                        die_text("a preloaded library left threads running (the zygote must be single-threaded "
+                                 "to fork)", names);
+                usleep(10 * 1000);
+        }
 
         size_t len = strlen(info);
         _cleanup_free_ char *msg = malloc(sizeof(ZygReady) + len + 1);
