@@ -238,7 +238,8 @@ static int root_open_v2(CgroupRoot *root, const char *fsroot, const char *self_c
                             write_knob(up, "cgroup.subtree_control", "+memory +pids") == 0)
                                 r = write_knob(own, "cgroup.subtree_control", "+memory +pids");
                 }
-                if (r >= 0)
+                /* cpu (for cpu-percent) where the parent can hand it on. */
+                if (r >= 0 && up >= 0 && write_knob(up, "cgroup.subtree_control", "+cpu") == 0)
                         (void)write_knob(own, "cgroup.subtree_control", "+cpu");
         }
         if (r < 0) {
@@ -374,16 +375,23 @@ int cg_create(CgroupRoot *root, const char *name, const CgroupLimits *limits, Cg
                 if (r < 0)
                         goto fail;
                 if (limits->cpu_percent > 0) {
+                        /* Asked for: fail rather than run without it. */
                         snprintf(quota, sizeof(quota), "%u 100000", limits->cpu_percent * 1000);
-                        (void)write_knob(cg.dirfd[CG_MEMORY], "cpu.max", quota);
+                        r = write_knob(cg.dirfd[CG_MEMORY], "cpu.max", quota);
+                        if (r < 0)
+                                goto fail;
                 }
         } else {
                 r = write_u64(cg.dirfd[CG_PIDS], "pids.max", limits->pids_max);
                 if (r < 0)
                         goto fail;
-                if (cg.dirfd[CG_CPU] >= 0 && limits->cpu_percent > 0) {
-                        (void)write_knob(cg.dirfd[CG_CPU], "cpu.cfs_period_us", "100000");
-                        (void)write_u64(cg.dirfd[CG_CPU], "cpu.cfs_quota_us", limits->cpu_percent * 1000ull);
+                if (limits->cpu_percent > 0) {
+                        r = cg.dirfd[CG_CPU] < 0 ? -EOPNOTSUPP
+                                                 : write_knob(cg.dirfd[CG_CPU], "cpu.cfs_period_us", "100000");
+                        if (r >= 0)
+                                r = write_u64(cg.dirfd[CG_CPU], "cpu.cfs_quota_us", limits->cpu_percent * 1000ull);
+                        if (r < 0)
+                                goto fail;
                 }
         }
         *ret = cg;
