@@ -195,13 +195,19 @@ static void zyg_on_pid(evutil_socket_t fd, short what, void *arg)
 {
         Zyg *z = arg;
         siginfo_t si = { 0 };
+        char why[96];
         (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
         event_free(z->ev_pid);
         z->ev_pid = NULL;
         z->pidfd = safe_close(z->pidfd);
         z->reaped = true;
+        if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+                snprintf(why, sizeof(why), "the zygote was killed by signal %d (%s)", si.si_status,
+                         strsignal(si.si_status));
+        else
+                snprintf(why, sizeof(why), "the zygote exited with status %d", si.si_status);
         if (z->state != ZYG_DEAD)
-                zyg_dead(z, "the zygote exited");
+                zyg_dead(z, why);
         else
                 zyg_free_if_done(z);
 }
@@ -363,6 +369,12 @@ static void zyg_on_sock(evutil_socket_t fd, short what, void *arg)
                         continue;
                 }
                 if (n <= 0) {
+                        /* Starting, it had no chance to say why: its exit
+                         * status will (SIGILL, SIGSEGV...), within 2 s. */
+                        if (z->state == ZYG_STARTING && z->ev_pid) {
+                                zyg_close_sock(z);
+                                return;
+                        }
                         zyg_dead(z, "the zygote exited");
                         return;
                 }

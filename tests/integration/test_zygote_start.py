@@ -105,3 +105,19 @@ def test_a_cache_dir_others_may_write_is_not_used():
         finally:
             assert d.stop() == 0
         assert os.listdir(cache) == []
+
+
+def test_a_zygote_killed_by_a_signal_while_it_starts_says_which():
+    # In a guest on qemu's default CPU, a library's illegal instruction
+    # killed the zygote; the daemon said only "the zygote exited".
+    src = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
+    with preload_module(src) as mod:
+        d = Daemon(preload=mod).start(wait=False)
+        d.wait_listening()
+        try:
+            h = poll_until(lambda: (lambda r: r if r.json.get("status") == "degraded" else None)(
+                d.request("GET", "/")), timeout=30, what="GET / degraded")
+            assert "killed by signal 4 (Illegal instruction)" in h.json["reason"], h.json
+            assert d.alive()
+        finally:
+            assert d.stop() == 0
