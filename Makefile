@@ -12,6 +12,11 @@ DEBS := meson ninja-build pkg-config gcc libc6-dev libevent-dev libjansson-dev \
 # the frames of a crash.
 FUZZ_DEBS := clang-14 libclang-rt-14-dev llvm-14
 LIBEVENT_MIN := 2.1.12-stable-8+deb12u1
+# The cgroup v2 guest (tests/guest): qemu, and Debian 12's kernel and a
+# static busybox unpacked into build/guest from their packages (nothing is
+# installed in /boot).
+GUEST_DEBS := qemu-system-x86 cpio
+GUEST_DIR := build/guest
 
 # The integration tests that run a second time against the ASan+UBSan build:
 # everything that drives the daemon and the CLI through their real paths
@@ -38,7 +43,8 @@ ASAN_DESELECT := test_limits.py::test_fork_until_failure_hits_pids_max test_limi
 # where a sandbox's pid 2 reports: README, "What the sanitized run covers".
 SAN_LOGS := $(ASAN_BUILD)/sanitizer-logs
 
-.PHONY: all deps fuzz-deps build asan run check unit integration integration-asan bench soak chaos install clean fuzz
+.PHONY: all deps fuzz-deps guest-deps build asan run check check-v2 unit integration integration-asan bench soak \
+	chaos install clean fuzz
 
 all: build
 
@@ -59,6 +65,17 @@ deps:
 
 fuzz-deps: deps
 	$(call install-debs,$(FUZZ_DEBS))
+
+guest-deps: deps
+	$(call install-debs,$(GUEST_DEBS))
+	@if ! ls $(GUEST_DIR)/boot/vmlinuz-6.1.* >/dev/null 2>&1 || [ ! -x $(GUEST_DIR)/bin/busybox ]; then \
+		set -e; rm -rf $(GUEST_DIR) && mkdir -p $(GUEST_DIR)/debs && cd $(GUEST_DIR)/debs; \
+		apt-get update -qq; \
+		kernel=$$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-6\.1[^ ]*\)$$/\1/p' | head -1); \
+		echo "Unpacking $$kernel and busybox-static into $(GUEST_DIR)"; \
+		apt-get download -qq $$kernel busybox-static 2>/dev/null; \
+		for d in *.deb; do dpkg-deb -x $$d ..; done; cd .. && rm -rf debs; \
+	fi
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
@@ -87,6 +104,10 @@ RUN_INTEGRATION_ASAN = rm -rf $(ASAN_BUILD)/pytest.xml $(SAN_LOGS) && mkdir -m 1
 	PYRUNNER_BUILD=$(ASAN_BUILD) $(PY) -m pytest -q -p no:cacheprovider \
 		--junitxml=$(ASAN_BUILD)/pytest.xml $(addprefix --deselect tests/integration/,$(ASAN_DESELECT)) $(ASAN_TESTS)
 SUMMARY_ASAN = --junit integration-asan=$(ASAN_BUILD)/pytest.xml --sanitizer-logs $(SAN_LOGS)
+# $(call RUN_GUEST,short|full): the guest's tests; its JUnit XML comes back
+# through the guest's second serial port. No guest, no file: a failure.
+RUN_GUEST = rm -f $(BUILD)/guest-$(1).xml; \
+	$(PY) tests/guest/guest.py --out $(BUILD)/guest-$(1).xml -- sh tests/guest/run-tests.sh $(1)
 
 unit: asan
 	@$(RUN_UNIT)
@@ -98,12 +119,19 @@ integration-asan: asan
 	@$(RUN_INTEGRATION_ASAN); $(PY) tools/summarize.py $(SUMMARY_ASAN)
 
 # Every suite runs whatever the one before it did; the summary decides.
-check: build asan
+check: build asan guest-deps
 	@$(RUN_UNIT) || true
 	@$(RUN_INTEGRATION) || true
 	@$(RUN_INTEGRATION_ASAN) || true
+	@$(call RUN_GUEST,short) || true
 	@$(PY) tools/summarize.py --meson unit=$(ASAN_BUILD)/meson-logs/testlog.json \
-		--junit integration=$(BUILD)/pytest.xml $(SUMMARY_ASAN)
+		--junit integration=$(BUILD)/pytest.xml $(SUMMARY_ASAN) --junit guest-v2=$(BUILD)/guest-short.xml
+
+# The whole guest suite on Debian 12's kernel with cgroup v2 only (slow:
+# software emulation).
+check-v2: build guest-deps
+	@$(call RUN_GUEST,full) || true
+	@$(PY) tools/summarize.py --junit guest-v2=$(BUILD)/guest-full.xml
 
 bench: build
 	@$(PY) bench/bench.py --build $(BUILD)
