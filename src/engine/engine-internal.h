@@ -153,6 +153,8 @@ void engine_notice(Engine *e, const char *event, const char *fmt, ...) __attribu
 
 /* engine-zygote.c */
 int zyg_start(Engine *e);
+/* Sets e->cache to the cache directory, if it is private (else empty). */
+void engine_open_cache(Engine *e);
 void zyg_dead(Zyg *z, const char *why);
 void zyg_unref(Zyg *z);
 void zyg_free(Zyg *z);

@@ -466,6 +466,7 @@ static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
         posix_spawn_file_actions_adddup2(&fa, sp[1], ZYG_CTL_FD);
         /* A clean environment: /proc/self/environ of every sandbox shows
          * the zygote's initial one, whatever Python does later. */
+        engine_open_cache(e);
         char scratch[sizeof(e->scratch) + 32], cache[sizeof(e->cache) + 32];
         char *envp[6] = { "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL, NULL, NULL, NULL };
         size_t n_env = 2;

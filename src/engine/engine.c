@@ -167,24 +167,50 @@ static void read_test_faults(Engine *e)
         e->no_janitor = getenv("PYRUNNER_TEST_NO_JANITOR") != NULL;
 }
 
+/* Whether no one but root and us could change what path names: each
+ * component a real directory (no symlink), owned by root or us, writable
+ * by no one else; an ancestor may be sticky instead (/tmp), where others
+ * cannot rename what is ours. */
+static bool path_is_private(const char *path)
+{
+        char p[PATH_MAX];
+        struct stat st;
+
+        if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p) || p[0] != '/')
+                return false;
+        for (bool self = true;; self = false) {
+                const char *at = p[0] ? p : "/";
+                if (lstat(at, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+                    ((st.st_mode & 022) && (self || !(st.st_mode & S_ISVTX))))
+                        return false;
+                if (!p[0])
+                        return true;
+                *strrchr(p, '/') = '\0';
+        }
+}
+
 /* The zygotes' cache (matplotlib's font list, tens of seconds to build on a
- * slow machine): built once, kept across starts. Only a directory of ours
- * that no one else may write: the zygote reads it before any sandbox. */
-static void open_cache_dir(Engine *e)
+ * slow machine): built once, kept across starts. Checked at every zygote
+ * start: the zygote reads it as root before any sandbox, so only a
+ * directory that no one else can change is used. */
+void engine_open_cache(Engine *e)
 {
         const char *dir = e->cfg.cache_dir, *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
         char path[sizeof(e->cache)], parent[sizeof(e->cache)];
-        struct stat st;
+        int n;
 
+        e->cache[0] = '\0';
         if (dir[0])
-                snprintf(path, sizeof(path), "%s", dir);
+                n = snprintf(path, sizeof(path), "%s", dir);
         else if (geteuid() == 0)
-                snprintf(path, sizeof(path), "/var/cache/pyrunner");
+                n = snprintf(path, sizeof(path), "/var/cache/pyrunner");
         else if (x && x[0] == '/')
-                snprintf(path, sizeof(path), "%s/pyrunner", x);
+                n = snprintf(path, sizeof(path), "%s/pyrunner", x);
         else if (home && home[0] == '/')
-                snprintf(path, sizeof(path), "%s/.cache/pyrunner", home);
+                n = snprintf(path, sizeof(path), "%s/.cache/pyrunner", home);
         else
+                return;
+        if (n < 0 || n >= (int)sizeof(path))
                 return;
         snprintf(parent, sizeof(parent), "%s", path);
         char *slash = strrchr(parent, '/');
@@ -193,7 +219,7 @@ static void open_cache_dir(Engine *e)
                 (void)mkdir(parent, 0755); /* ~/.cache may not exist yet */
         }
         (void)mkdir(path, 0755);
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
+        if (path_is_private(path))
                 snprintf(e->cache, sizeof(e->cache), "%s", path);
 }
 
@@ -235,7 +261,6 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
         snprintf(e->scratch, sizeof(e->scratch), "/tmp/pyrunner-engine-XXXXXX");
         if (!mkdtemp(e->scratch))
                 e->scratch[0] = '\0';
-        open_cache_dir(e);
         e->ev_restart = evtimer_new(base, engine_on_restart, e);
         e->ev_complete = event_new(base, -1, 0, engine_on_complete, e);
         e->ev_janitor = event_new(base, -1, EV_PERSIST, engine_on_janitor, e);
