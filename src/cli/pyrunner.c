@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "proc-util.h"
 #include "pyrunner-config.h"
+#include "text-util.h"
 #include "zygote-proto.h"
 
 enum { EXIT_USAGE = 2, EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_OUTPUT = 126, EXIT_INTERNAL = 70 };
@@ -32,7 +33,8 @@ typedef struct Cli {
         bool json, info_only, have_result, copy_failed, failed_start;
         int exit_code;
         RunResult result;
-        char start_error[512];
+        char start_error[512];       /* its gist */
+        char *start_detail;          /* in full: a traceback, if any */
         struct event *ev_idle;
         int interrupted;
 } Cli;
@@ -174,7 +176,9 @@ static void on_ready(Engine *e, int error, const char *message, void *userdata)
 {
         Cli *c = userdata;
         if (error < 0) {
-                snprintf(c->start_error, sizeof(c->start_error), "%s", message ? message : strerror(-error));
+                error_gist(message ? message : strerror(-error), c->start_error, sizeof(c->start_error));
+                if (message && strchr(message, '\n'))
+                        c->start_detail = strdup(message);
                 c->failed_start = true;
                 event_base_loopbreak(c->base);
                 return;
@@ -435,6 +439,8 @@ int main(int argc, char **argv)
                 c.exit_code = 128 + c.interrupted;
         } else if (c.failed_start) {
                 say("%s", c.start_error);
+                if (c.start_detail)
+                        fprintf(stderr, "%s\n", c.start_detail);
                 c.exit_code = EXIT_INTERNAL;
         } else if (c.have_result && !c.info_only) {
                 c.exit_code = print_result(&c);
@@ -442,6 +448,7 @@ int main(int argc, char **argv)
                 c.exit_code = 0;
         }
         run_result_clear(&c.result);
+        free(c.start_detail);
         fflush(stdout);
         event_free(ev_term);
         event_free(ev_int);

@@ -17,6 +17,7 @@
 #include "openapi_json.h"
 #include "pyrunner-config.h"
 #include "selftest_py.h"
+#include "text-util.h"
 #include "zygote-proto.h"
 
 Daemon D;
@@ -37,8 +38,8 @@ void daemon_check_idle(void)
                 return;
         if (D.draining)
                 event_base_loopexit(D.base, NULL);
-        else if (D.ev_trim && !evtimer_pending(D.ev_trim, NULL))
-                evtimer_add(D.ev_trim, &(struct timeval){ .tv_sec = 1 });
+        else if (D.ev_trim)
+                evtimer_add(D.ev_trim, &(struct timeval){ .tv_sec = 1 }); /* restarts it */
 }
 
 static double now_s(void)
@@ -50,7 +51,9 @@ static double now_s(void)
 
 /* ---- GET / and GET /metrics ---- */
 
-static json_t *health_body(void)
+/* detail: the caller may see the zygote's start-up error in full (host
+ * paths and source lines: not for anyone without a key). */
+static json_t *health_body(bool detail)
 {
         json_error_t jerr;
         const char *info = D.engine ? engine_info(D.engine) : NULL;
@@ -80,7 +83,7 @@ static json_t *health_body(void)
                               PYRUNNER_VERSION, "capabilities", caps);
         if (strcmp(status, "healthy") != 0)
                 json_object_set_new(o, "reason", json_string(D.reason[0] ? D.reason : status));
-        if (D.zygote_error)
+        if (D.zygote_error && detail)
                 json_object_set_new(o, "zygote_error", json_string(D.zygote_error));
         return o;
 }
@@ -89,7 +92,10 @@ static void handle_health(Req *r)
 {
         /* 503 unless healthy, so that a probe looking only at the code
          * keeps traffic away; the body says why. */
-        json_t *h = health_body();
+        struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+        bool detail = D.keys.n == 0 || key_check(&D.keys, evhttp_find_header(in, "Authorization"),
+                                                 evhttp_find_header(in, "Integrations-API-Key"));
+        json_t *h = health_body(detail);
         bool ok = strcmp(json_string_value(json_object_get(h, "status")), "healthy") == 0;
         if (!ok)
                 evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "2");
@@ -280,24 +286,6 @@ static void on_self_test(const RunResult *res, void *userdata)
 static void on_engine_notice(Engine *e, const char *event, const char *detail, void *userdata)
 {
         log_json(json_pack("{s:s, s:s, s:s, s:s}", "level", "warning", "msg", "engine", "event", event, "detail", detail));
-}
-
-/* The gist of a start-up error: its first line, or for a Python traceback
- * what comes before it and its last line (the exception). */
-static void error_gist(const char *message, char *out, size_t size)
-{
-        const char *tb = strstr(message, "Traceback (most recent call last)");
-        if (!tb) {
-                snprintf(out, size, "%.*s", (int)strcspn(message, "\n"), message);
-                return;
-        }
-        const char *end = message + strlen(message);
-        while (end > tb && end[-1] == '\n')
-                end--;
-        const char *last = end;
-        while (last > tb && last[-1] != '\n')
-                last--;
-        snprintf(out, size, "%.*s%.*s", (int)(tb - message), message, (int)(end - last), last);
 }
 
 static void on_engine_ready(Engine *e, int error, const char *message, void *userdata)

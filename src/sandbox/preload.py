@@ -92,10 +92,12 @@ def _join_threads(seconds):
     import time
     deadline = time.monotonic() + seconds
     main = threading.main_thread()
-    for t in threading.enumerate():
-        if t is not main:
-            t.join(max(0.0, deadline - time.monotonic()))
-    left = [t for t in threading.enumerate() if t is not main and t.is_alive()]
+    # A _DummyThread stands for a thread started from C: it cannot be
+    # joined, and the zygote's own check of /proc/self/task covers it.
+    others = [t for t in threading.enumerate() if t is not main and not isinstance(t, threading._DummyThread)]
+    for t in others:
+        t.join(max(0.0, deadline - time.monotonic()))
+    left = [t for t in others if t.is_alive()]
     if left:
         raise RuntimeError("the preload left %d thread(s) running after %g s: %s (the zygote must be "
                            "single-threaded to fork; remove the module that starts it from --preload)"

@@ -54,16 +54,31 @@ typedef struct Zygote {
 static Zygote Z;
 
 /* Tells the engine why we cannot start ("what: detail", detail may be a
- * Python traceback), then exits. */
+ * Python traceback), then exits. Too long, its middle goes: the end holds
+ * the exception. */
 static _noreturn_ void die_text(const char *what, const char *detail)
 {
         static char buf[ZYG_ERROR_MAX];
         ZygHeader *h = (ZygHeader *)buf;
+        char *text = buf + sizeof(*h);
+        size_t room = sizeof(buf) - sizeof(*h) - 1, len = strlen(detail), head = strlen(what) + 2;
+        static const char cut[] = "\n[...]\n";
+
         h->type = ZYG_MSG_ERROR;
-        int n = snprintf(buf + sizeof(*h), sizeof(buf) - sizeof(*h), "%s: %s", what, detail);
-        n = MIN(MAX(n, 0), (int)(sizeof(buf) - sizeof(*h) - 1));
+        if (head + len <= room) {
+                snprintf(text, room + 1, "%s: %s", what, detail);
+        } else {
+                size_t keep = room - head - (sizeof(cut) - 1), front = keep / 4, back = keep - front;
+                /* Cut between UTF-8 characters, never inside one. */
+                while (front > 0 && (detail[front] & 0xc0) == 0x80)
+                        front--;
+                const char *tail = detail + len - back;
+                while (*tail && (*tail & 0xc0) == 0x80)
+                        tail++;
+                snprintf(text, room + 1, "%s: %.*s%s%s", what, (int)front, detail, cut, tail);
+        }
         if (Z.sock >= 0)
-                (void)send(Z.sock, buf, sizeof(*h) + (size_t)n + 1, MSG_NOSIGNAL);
+                (void)send(Z.sock, buf, sizeof(*h) + strlen(text) + 1, MSG_NOSIGNAL);
         _exit(1);
 }
 
@@ -121,8 +136,6 @@ static void collapse_huge_pages(void)
         fclose(f);
 }
 
-/* Runs embedded source as module `name` and registers it in sys.modules;
- * *ret_dict (optional) is the module's dict, borrowed. */
 /* The pending Python exception as its traceback text (cleared). */
 static char *py_error_text(void)
 {
@@ -185,6 +198,8 @@ static void keep_py_error(void)
                 start_error = text;
 }
 
+/* Runs embedded source as module `name` and registers it in sys.modules;
+ * *ret_dict (optional) is the module's dict, borrowed. */
 static int embed_module(const char *name, const char *source, const char *filename, PyObject **ret_dict)
 {
         PyObject *mod = PyModule_New(name);
