@@ -72,8 +72,9 @@ guest-deps: deps
 		set -e; rm -rf $(GUEST_DIR) && mkdir -p $(GUEST_DIR)/debs && cd $(GUEST_DIR)/debs; \
 		apt-get update -qq; \
 		kernel=$$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-6\.1[^ ]*\)$$/\1/p' | head -1); \
+		[ -n "$$kernel" ] || { echo "make: apt offers no linux-image-6.1 kernel" >&2; exit 1; }; \
 		echo "Unpacking $$kernel and busybox-static into $(GUEST_DIR)"; \
-		apt-get download -qq $$kernel busybox-static 2>/dev/null; \
+		apt-get download -qq $$kernel busybox-static; \
 		for d in *.deb; do dpkg-deb -x $$d ..; done; cd .. && rm -rf debs; \
 	fi
 
@@ -119,7 +120,8 @@ integration-asan: asan
 	@$(RUN_INTEGRATION_ASAN); $(PY) tools/summarize.py $(SUMMARY_ASAN)
 
 # Every suite runs whatever the one before it did; the summary decides.
-check: build asan guest-deps
+check: build asan
+	@$(MAKE) --no-print-directory guest-deps || echo "make: no guest deps; the guest suite will count as failed"
 	@$(RUN_UNIT) || true
 	@$(RUN_INTEGRATION) || true
 	@$(RUN_INTEGRATION_ASAN) || true

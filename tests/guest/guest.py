@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,6 +103,9 @@ def main():
     except NoGuest as e:
         print("guest: cannot boot a guest: %s" % e, file=sys.stderr)
         return 3
+    if " " in REPO:
+        print("guest: the checkout's path has a space, which the kernel command line cannot carry", file=sys.stderr)
+        return 3
     # Host paths the guest sees as they are (its root is ours, read-only).
     work = tempfile.mkdtemp(prefix="run-", dir=os.path.join(REPO, "build", "guest"))
     try:
@@ -127,20 +131,22 @@ def main():
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         rc = None
+        # A guest that hangs silently is killed too.
+        timer = threading.Timer(a.timeout, proc.kill)
+        timer.start()
         try:
-            deadline = t0 + a.timeout
             for raw in iter(proc.stdout.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 print(line, flush=True)
                 if line.startswith("GUEST-EXIT "):
                     rc = int(line.split()[1])
-                if time.monotonic() > deadline:
-                    print("guest: over its %.0f s; killed" % a.timeout, flush=True)
-                    break
         finally:
+            timer.cancel()
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        if time.monotonic() - t0 >= a.timeout:
+            print("guest: over its %.0f s; killed" % a.timeout, flush=True)
         print("guest: %s after %.0f s" % ("exit %d" % rc if rc is not None else "no exit status",
                                           time.monotonic() - t0), flush=True)
         return rc if rc is not None else 1

@@ -22,7 +22,7 @@ arg() { sed -n "s/.*pyrunner.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 cmd=$(arg cmd)
 echo "GUEST-START kernel $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 # In its own session, so that what it leaves behind can be killed.
-setsid sh -c "cd $(arg cwd) && exec sh $cmd" </dev/null 2>&1 &
+setsid sh -c 'cd "$1" && exec sh "$2"' sh "$(arg cwd)" "$cmd" </dev/null 2>&1 &
 wait $!
 rc=$?
 echo "GUEST-EXIT $rc"
