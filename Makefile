@@ -131,7 +131,7 @@ check: build asan
 
 # The whole guest suite on Debian 12's kernel with cgroup v2 only (slow:
 # software emulation).
-check-v2: build guest-deps
+check-v2: build asan guest-deps
 	@$(call RUN_GUEST,full) || true
 	@$(PY) tools/summarize.py --junit guest-v2=$(BUILD)/guest-full.xml
 
