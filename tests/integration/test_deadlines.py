@@ -152,7 +152,9 @@ def test_watchdog_sabotaged_leaves_a_stopped_zygote_in_place():
         r, took, old = _zygote_stopped_then_served(d)
         assert r.json["status"] == "internal_error", r.json
         assert "did not start" in r.json["error"], r.json
-        assert took >= 3, took
+        # libevent counts from its loop's cached time, a little before the
+        # request came in: 2.9997 s was seen.
+        assert took >= 2.95, took
     finally:
         assert d.stop() == 0
 
