@@ -12,17 +12,23 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
+arg() { sed -n "s/.*pyrunner.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+cwd=$(arg cwd)
+# A fresh /tmp and /var/tmp, but a checkout in one of them (a clean clone
+# in /tmp/x) is kept, moved onto the new one.
+mkdir -p /run/checkout
+mount --bind "$cwd" /run/checkout
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/tmp
+[ -d "$cwd" ] || { mkdir -p "$cwd" && mount --move /run/checkout "$cwd"; }
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 hostname pyrunner-guest
 
-arg() { sed -n "s/.*pyrunner.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 cmd=$(arg cmd)
 echo "GUEST-START kernel $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 # In its own session, so that what it leaves behind can be killed.
-setsid sh -c 'cd "$1" && exec sh "$2"' sh "$(arg cwd)" "$cmd" </dev/null 2>&1 &
+setsid sh -c 'cd "$1" && exec sh "$2"' sh "$cwd" "$cmd" </dev/null 2>&1 &
 wait $!
 rc=$?
 echo "GUEST-EXIT $rc"
