@@ -26,15 +26,20 @@ Daemon D;
  * resident (33 MB holding 120 kB in use, seen in a soak): give them back
  * once the daemon has been idle for a second (not after every run: the
  * next one would fault the pages in again). */
+static bool in_flight(void)
+{
+        return D.active || D.queued || D.sending;
+}
+
 static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
-        if (D.active == 0 && D.queued == 0 && D.sending == 0)
+        if (!in_flight())
                 (void)malloc_trim(0);
 }
 
 void daemon_check_idle(void)
 {
-        if (D.active || D.queued || D.sending)
+        if (in_flight())
                 return;
         if (D.draining)
                 event_base_loopexit(D.base, NULL);
@@ -50,6 +55,14 @@ static double now_s(void)
 }
 
 /* ---- GET / and GET /metrics ---- */
+
+/* The configured key r presents, if any. */
+static const char *presented_key(Req *r)
+{
+        struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+        return key_check(&D.keys, evhttp_find_header(in, "Authorization"),
+                         evhttp_find_header(in, "Integrations-API-Key"));
+}
 
 /* detail: the caller may see the zygote's start-up error in full (host
  * paths and source lines: not for anyone without a key). */
@@ -92,10 +105,7 @@ static void handle_health(Req *r)
 {
         /* 503 unless healthy, so that a probe looking only at the code
          * keeps traffic away; the body says why. */
-        struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-        bool detail = D.keys.n == 0 || key_check(&D.keys, evhttp_find_header(in, "Authorization"),
-                                                 evhttp_find_header(in, "Integrations-API-Key"));
-        json_t *h = health_body(detail);
+        json_t *h = health_body(D.keys.n == 0 || presented_key(r));
         bool ok = strcmp(json_string_value(json_object_get(h, "status")), "healthy") == 0;
         if (!ok)
                 evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "2");
@@ -182,7 +192,6 @@ static void client_label(struct evhttp_request *req, char *buf, size_t size)
 /* Authentication, then the rate limit: false once r is answered. */
 static bool admit(Req *r, const RouteDef *def)
 {
-        struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
         const char *key = NULL;
         char label[KEY_MAX_LEN + 8];
         double retry = 1;
@@ -190,8 +199,7 @@ static bool admit(Req *r, const RouteDef *def)
         if (!def->needs_auth)
                 return true;
         if (D.keys.n > 0) {
-                key = key_check(&D.keys, evhttp_find_header(in, "Authorization"),
-                                evhttp_find_header(in, "Integrations-API-Key"));
+                key = presented_key(r);
                 if (!key) {
                         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
                         reply_error(r, 401, "a valid API key is required");

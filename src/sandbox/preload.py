@@ -30,10 +30,11 @@ def _warm(name):
 
 
 def _font_cache_dir():
-    """Where matplotlib keeps its font cache: the engine's cache directory,
-    so that it is built once, not on every start (tens of seconds on a slow
-    machine); else a private one in the engine's scratch directory, which
-    the engine removes. None: a temporary one, removed here."""
+    """(directory, remove it afterwards) for matplotlib's font cache: the
+    engine's cache directory, so that it is built once, not on every start
+    (tens of seconds on a slow machine); else a temporary one, in the
+    engine's scratch directory when there is one (which the engine removes
+    even if this zygote is killed while it starts)."""
     import os
     cache = os.environ.get("PYRUNNER_CACHE")
     if cache:
