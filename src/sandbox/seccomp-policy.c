@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -59,9 +60,10 @@ static const char *const user_allow[] = {
         "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
         "mq_getsetattr", "shmget", "shmat", "shmdt", "shmctl", "semget", "semop",
         "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv", "msgctl",
-        "pidfd_open", "pidfd_send_signal", "process_mrelease", "io_setup",
-        "io_destroy", "io_submit", "io_cancel", "io_getevents", "ioprio_get",
+        "pidfd_open", "pidfd_send_signal", "process_mrelease", "ioprio_get",
 };
+/* Not listed, so ENOSYS: io_setup and the rest of native AIO, whose
+ * aio-max-nr is one pool for the whole host (glibc's aio uses threads). */
 
 /* Explicitly refused with EPERM: privilege, kernel attack surface, and
  * channels that namespaces do not separate. */
@@ -92,15 +94,16 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
 
 static int build_user(scmp_filter_ctx ctx)
 {
-        const uint64_t ns_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
-                                  CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
+        /* CLONE_PARENT would make a sandbox process a child of the zygote. */
+        const uint64_t bad_clone = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+                                   CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_PARENT;
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(user_allow); i++) {
                 const char *n = user_allow[i];
                 /* These get argument rules below. */
-                if (!strcmp(n, "socket") || !strcmp(n, "ioctl") || !strcmp(n, "fcntl") ||
-                    !strcmp(n, "prctl"))
+                if (!strcmp(n, "socket") || !strcmp(n, "socketpair") || !strcmp(n, "ioctl") ||
+                    !strcmp(n, "fcntl") || !strcmp(n, "prctl"))
                         continue;
                 r = add_rule(ctx, SCMP_ACT_ALLOW, n, 0, NULL);
                 if (r < 0)
@@ -114,14 +117,14 @@ static int build_user(scmp_filter_ctx ctx)
                         return r;
         }
 
-        /* clone: threads and fork, never new namespaces. */
-        struct scmp_arg_cmp clone_ok = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags, 0);
+        /* clone: threads and fork, never new namespaces or a new parent. */
+        struct scmp_arg_cmp clone_ok = SCMP_A0(SCMP_CMP_MASKED_EQ, bad_clone, 0);
         r = add_rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &clone_ok);
         if (r < 0)
                 return r;
         for (unsigned b = 0; b < 64; b++) {
                 uint64_t bit = 1ull << b;
-                if (!(ns_flags & bit))
+                if (!(bad_clone & bit))
                         continue;
                 struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit);
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &a);
@@ -145,6 +148,16 @@ static int build_user(scmp_filter_ctx ctx)
                 if (r < 0)
                         return r;
         }
+        /* socketpair creates sockets of its family too (and may load its
+         * module): unix only, the one family that implements it here. */
+        struct scmp_arg_cmp pair_unix = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+        struct scmp_arg_cmp pair_other = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
+        r = add_rule(ctx, SCMP_ACT_ALLOW, "socketpair", 1, &pair_unix);
+        if (r < 0)
+                return r;
+        r = add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socketpair", 1, &pair_other);
+        if (r < 0)
+                return r;
 
         /* ioctl, fcntl and prctl are allowed whole here; build_args narrows
          * ioctl and fcntl in a second filter. */
@@ -165,6 +178,11 @@ static int build_args(scmp_filter_ctx ctx)
         static const uint64_t bad_ioctls[] = { TIOCSTI, TIOCLINUX, TIOCSETD };
         /* Leases and dnotify reach other sandboxes through shared inodes. */
         static const uint64_t bad_fcntls[] = { F_SETLEASE, F_NOTIFY };
+        /* The host's page cache is shared: evicting pages of files we may
+         * only read, or asking whether they are cached, shows what other
+         * runs read and passes bits between runs. */
+        static const uint64_t bad_madvise[] = { MADV_COLD, MADV_PAGEOUT };
+        static const char *const nowait_calls[] = { "preadv2", "pwritev2" };
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(bad_ioctls); i++) {
@@ -176,6 +194,24 @@ static int build_args(scmp_filter_ctx ctx)
         for (size_t i = 0; i < ELEMENTSOF(bad_fcntls); i++) {
                 struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_fcntls[i]);
                 r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, &a);
+                if (r < 0)
+                        return r;
+        }
+        struct scmp_arg_cmp dontneed = SCMP_A3(SCMP_CMP_MASKED_EQ, 0xffffffffu, POSIX_FADV_DONTNEED);
+        r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fadvise64", 1, &dontneed);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(bad_madvise); i++) {
+                struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_madvise[i]);
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "madvise", 1, &a);
+                if (r < 0)
+                        return r;
+        }
+        /* EOPNOTSUPP is what a file without RWF_NOWAIT support answers,
+         * so callers fall back to a plain read. */
+        for (size_t i = 0; i < ELEMENTSOF(nowait_calls); i++) {
+                struct scmp_arg_cmp a = SCMP_A5(SCMP_CMP_MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT);
+                r = add_rule(ctx, SCMP_ACT_ERRNO(EOPNOTSUPP), nowait_calls[i], 1, &a);
                 if (r < 0)
                         return r;
         }

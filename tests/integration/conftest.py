@@ -11,6 +11,7 @@ Helpers (import them from conftest; `run` is also a fixture):
   popen(code, *args) / finish(p)   the same, in the background
   run_check(name, params, *args)   a deny check of denychecks.py
   run_pair(...)           two concurrent sandboxes probing each other
+  SLOWDOWN                factor for timing slack ($PYRUNNER_TEST_SLOWDOWN)
   sabotage_env()          environment that allows --test-sabotage
   Tracker(popen)          follows a CLI's process tree until it exits
   descendants(pid), wait_gone(procs), cli_cgroup_dirs(pid),
@@ -35,6 +36,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, os.environ.get("PYRUNNER_BUILD") or "build")
 BIN = os.environ.get("PYRUNNER_BIN") or os.path.join(BUILD, "src", "cli", "pyrunner")
+# Bounds on how long something may take beyond its own limit are
+# multiplied by this; the cgroup v2 guest (software emulation) sets it.
+SLOWDOWN = float(os.environ.get("PYRUNNER_TEST_SLOWDOWN") or 1)
 # The Python client's own look-up (no pyrunner_path given) finds the same CLI.
 os.environ["PYRUNNER_BIN"] = BIN
 
@@ -372,30 +376,38 @@ def free_tcp_port():
 def wait_for_abstract_socket(p, name, timeout=10.0):
     """Waits until some process below CLI `p` has bound the abstract unix
     socket `name`, read from the host through /proc/<pid>/net/unix (which
-    shows that process's own network namespace)."""
-    deadline = time.monotonic() + timeout
+    shows that process's own network namespace). Returns the host pid of
+    the process that holds the socket, or None."""
+    deadline = time.monotonic() + timeout * SLOWDOWN
     needle = "@" + name
     while time.monotonic() < deadline:
         if p.poll() is not None:
-            return False
+            return None
         for pid in descendants(p.pid):
             try:
                 with open("/proc/%d/net/unix" % pid) as f:
-                    if any(line.split()[-1] == needle for line in f.read().splitlines()[1:]
-                           if len(line.split()) >= 8):
-                        return True
+                    rows = [line.split() for line in f.read().splitlines()[1:]]
+                inodes = {"socket:[%s]" % r[6] for r in rows if len(r) >= 8 and r[-1] == needle}
+                if inodes and any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes
+                                  for fd in os.listdir("/proc/%d/fd" % pid)):
+                    return pid
             except OSError:
                 pass
         time.sleep(0.02)
-    return False
+    return None
 
 
 # ---- cross-sandbox channel programs ----
 
 PAIR_SERVER = r'''
-import ctypes, json, os, select, socket, time
+import ctypes, json, os, select, signal, socket, time
 TAG, PORT, KEY, DEADLINE = %(tag)r, %(port)d, %(key)d, %(deadline)r
 res = {"conns": {"unix": 0, "tcp": 0}}
+class Stop(Exception):
+    pass
+def stop(*_):
+    raise Stop
+signal.signal(signal.SIGUSR1, stop)                      # the host: B is done
 libc = ctypes.CDLL(None, use_errno=True)
 shmid = libc.shmget(KEY, 4096, 0o1000 | 0o600)          # IPC_CREAT
 res["shm_created"] = shmid >= 0
@@ -409,12 +421,15 @@ u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 u.bind("\0" + TAG)                                       # bound last: the readiness signal
 u.listen(64)
 res["ready"] = time.time()
-while time.time() < DEADLINE:
-    r, _, _ = select.select([u, t], [], [], max(0.0, DEADLINE - time.time()))
-    for s in r:
-        c, _ = s.accept()
-        res["conns"]["unix" if s is u else "tcp"] += 1
-        c.close()
+try:
+    while time.time() < DEADLINE:
+        r, _, _ = select.select([u, t], [], [], max(0.0, DEADLINE - time.time()))
+        for s in r:
+            c, _ = s.accept()
+            res["conns"]["unix" if s is u else "tcp"] += 1
+            c.close()
+except Stop:
+    pass
 res["done"] = time.time()
 if shmid >= 0:
     libc.shmctl(shmid, 0, None)                          # IPC_RMID
@@ -456,9 +471,10 @@ print(json.dumps(res))
 '''
 
 
-def run_pair(extra_args=(), env=None, stop_when=(), window=1.0, server_time=4.0):
+def run_pair(extra_args=(), env=None, stop_when=(), window=1.0, server_time=45.0):
     """Runs a server sandbox A and, once A is listening, a client sandbox B
-    that tries every channel to A for `window` seconds. Returns (A, B, info)."""
+    that tries every channel to A for `window` seconds; A serves until B is
+    done (SIGUSR1 from here), `server_time` at most. Returns (A, B, info)."""
     tag = "pyrunner-test-" + uuid.uuid4().hex[:12]
     port = free_tcp_port()
     key = 0x50000000 | (uuid.uuid4().int & 0x0FFFFFFF)
@@ -466,8 +482,10 @@ def run_pair(extra_args=(), env=None, stop_when=(), window=1.0, server_time=4.0)
                   window=window, stop_when=tuple(stop_when))
     a = popen(PAIR_SERVER % params, "--timeout", server_time + 10, *extra_args, env=env)
     try:
-        ready = wait_for_abstract_socket(a, tag)
+        server = wait_for_abstract_socket(a, tag)
         b = run(PAIR_CLIENT % params, *extra_args, env=env)
+        if server:
+            os.kill(server, signal.SIGUSR1)
     finally:
         ra = finish(a)
         # Only ever relevant when the mount namespace was sabotaged.
@@ -475,7 +493,7 @@ def run_pair(extra_args=(), env=None, stop_when=(), window=1.0, server_time=4.0)
             os.unlink("/tmp/" + tag)
         except OSError:
             pass
-    return ra, b, dict(ready=ready, tag=tag, port=port, key=key)
+    return ra, b, dict(ready=server is not None, tag=tag, port=port, key=key)
 
 
 # ---- fixtures ----

@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, _stat, cmdline, file_sanitizer_report  # noqa: E402  (shared)
+from conftest import BUILD, SLOWDOWN, _stat, cmdline, file_sanitizer_report  # noqa: E402  (shared)
 from conftest import base_env as clean_env  # noqa: E402  (one environment rule)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,7 +201,7 @@ class Daemon:
         self.wait_log(lambda o: o.get("msg") == "listening", timeout)
 
     def wait_healthy(self, timeout=20.0):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOWDOWN
         last = None
         while time.monotonic() < deadline:
             if not self.alive():
@@ -310,7 +310,7 @@ class Daemon:
         return None
 
     def wait_log(self, pred, timeout=10.0):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOWDOWN
         while time.monotonic() < deadline:
             for o in self.logs():
                 if pred(o):

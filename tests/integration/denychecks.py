@@ -211,10 +211,10 @@ except OSError as e:
 
 CLONE_THREAD = 0x00010000
 CLONE_FS = 0x00000200
-NS_FLAGS = {
+CLONE_FLAGS = {
     "CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
     "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
-    "CLONE_NEWNET": 0x40000000,
+    "CLONE_NEWNET": 0x40000000, "CLONE_PARENT": 0x00008000,
 }
 
 # name -> (syscall number and args (x86_64), errno the filter answers,
@@ -233,13 +233,24 @@ SYSCALLS = {
     "chroot": ((161, 0), "EPERM", "seccomp", False),                     # EFAULT
     "setns": ((308, -1, 0), "EPERM", "seccomp", False),                  # EBADF
     "unshare": ((272, 0), "EPERM", "seccomp", False),                    # succeeds
-    "unshare_newuser": ((272, NS_FLAGS["CLONE_NEWUSER"]), "EPERM", "seccomp", False),
+    "unshare_newuser": ((272, CLONE_FLAGS["CLONE_NEWUSER"]), "EPERM", "seccomp", False),
     "bpf": ((321, 0, 0, 0), "EPERM", "seccomp", False),                  # EINVAL
     "perf_event_open": ((298, 0, 0, -1, -1, 0), "EPERM", "seccomp", False),  # EFAULT
     "keyctl": ((250, 0, 0, 0, 0, 0), "EPERM", "seccomp", False),         # EINVAL
     "add_key": ((248, 0, 0, 0, 0, 0), "EPERM", "seccomp", False),        # EFAULT
     "userfaultfd": ((323, 1), "EPERM", "seccomp", True),                 # USER_MODE_ONLY: an fd
     "io_uring_setup": ((425, 1, 0), "EPERM", "seccomp", False),          # EFAULT
+    # Native AIO: aio-max-nr is one pool for the whole host.
+    "io_setup": ((206, 1, 0), "ENOSYS", "seccomp", False),               # EFAULT
+    "io_submit": ((209, 0, 0, 0), "ENOSYS", "seccomp", False),           # EINVAL
+    # The page cache: evicting others' pages, or asking what is cached.
+    "fadvise_dontneed": ((221, -1, 0, 0, 4), "EPERM", "seccomp", False),  # EBADF
+    "preadv2_nowait": ((327, -1, 0, 0, 0, 0, 8), "EOPNOTSUPP", "seccomp", False),  # EBADF
+    "pwritev2_nowait": ((328, -1, 0, 0, 0, 0, 8), "EOPNOTSUPP", "seccomp", False),  # EBADF
+    "madvise_pageout": ((28, 0, 0, 21), "EPERM", "seccomp", False),      # length 0: 0
+    "madvise_cold": ((28, 0, 0, 20), "EPERM", "seccomp", False),
+    # socketpair makes sockets of its family as socket() does.
+    "socketpair_netlink": ((53, 16, 3, 0, 0), "EAFNOSUPPORT", "seccomp", False),  # EOPNOTSUPP
     # kexec_load and init_module check their capability first; on this
     # kernel they are compiled out (ENOSYS), which is what shows the filter.
     "kexec_load": ((246, 0, 0, 0, 0), "EPERM", "seccomp", False),
@@ -255,12 +266,13 @@ SYSCALLS = {
     # that glibc falls back to clone. Without it: EINVAL (size 0).
     "clone3": ((435, 0, 0), "ENOSYS", "seccomp", False),
 }
-# clone with a namespace flag: EPERM from the filter. CLONE_THREAD without
-# CLONE_SIGHAND makes the kernel itself refuse with EINVAL (nothing forks).
+# clone with a namespace flag or CLONE_PARENT (a child of the zygote):
+# EPERM from the filter. CLONE_THREAD without CLONE_SIGHAND makes the
+# kernel itself refuse with EINVAL (nothing forks).
 for _flag in ("CLONE_NEWUSER", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWNET", "CLONE_NEWIPC",
-              "CLONE_NEWUTS", "CLONE_NEWCGROUP"):
+              "CLONE_NEWUTS", "CLONE_NEWCGROUP", "CLONE_PARENT"):
     SYSCALLS["clone_" + _flag.lower()[6:]] = (
-        (56, NS_FLAGS[_flag] | CLONE_THREAD, 0, 0, 0, 0), "EPERM", "seccomp", False)
+        (56, CLONE_FLAGS[_flag] | CLONE_THREAD, 0, 0, 0, 0), "EPERM", "seccomp", False)
 
 # family -> (socket type, layers to switch off for the kernel to answer)
 SOCKET_FAMILIES = {

@@ -153,3 +153,28 @@ print(open("/dev/zero", "rb").read(3), open("/dev/null", "rb").read())
 def test_unicode_output_round_trips():
     out = ok(run("print('h\u00e9llo \u2603 \U0001F600')\n"))
     assert out == "h\u00e9llo \u2603 \U0001F600\n"
+
+
+def test_file_reads_and_advice_that_the_page_cache_rules_keep():
+    # The filter refuses only DONTNEED, RWF_NOWAIT and page-out advice:
+    # the ordinary forms of the same calls work.
+    out = ok(run(r'''
+import mmap, os
+with open("/tmp/f", "wb") as f:
+    f.write(b"abcdef" * 1000)
+fd = os.open("/tmp/f", os.O_RDWR)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+buf = bytearray(6)
+print(os.preadv(fd, [buf], 6, 0), bytes(buf))
+print(os.pwritev(fd, [b"XY"], 0, os.RWF_DSYNC), os.pread(fd, 4, 0))
+m = mmap.mmap(-1, 1 << 20)
+m[:4] = b"data"
+m.madvise(mmap.MADV_DONTNEED)          # shared: the data stays
+print(m[:4])
+try:
+    os.preadv(fd, [buf], 0, os.RWF_NOWAIT)
+except OSError as e:
+    print("nowait:", e.strerror)
+'''))
+    assert out == "6 b'abcdef'\n2 b'XYcd'\nb'data'\nnowait: Operation not supported\n", out

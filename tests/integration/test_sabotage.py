@@ -8,6 +8,7 @@ and why, and names the smallest combination that works.
 """
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -20,9 +21,34 @@ def assert_allowed(r):
     assert r.last_line.startswith("ALLOWED"), r
 
 
+# Some kernels (Debian 12's 6.1) check a capability of the initial user
+# namespace before anything else in these calls, so an unprivileged caller
+# gets EPERM with or without the filter, and the errno cannot show it.
+CAPABILITY_FIRST = ("syscall_kexec_load", "syscall_init_module", "syscall_bpf")
+PROBE = """import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+r = libc.syscall(*[ctypes.c_long(x) for x in %r])
+print(errno.errorcode.get(ctypes.get_errno(), "?") if r == -1 else "ok")
+"""
+
+
+def kernel_answers_eperm_first(name):
+    """True if this kernel refuses the call of check `name` with EPERM to an
+    unprivileged host process that has no filter and no capabilities."""
+    call = denychecks.SYSCALLS[name[len("syscall_"):]][0]
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                        "--bounding-set=-all", sys.executable, "-c", PROBE % (call,)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 0, p
+    return p.stdout.strip() == "EPERM"
+
+
 @pytest.mark.parametrize("name", denychecks.SABOTAGEABLE)
 def test_check_flips_without_its_layer(name, deny_params):
     layer = denychecks.layer(name)
+    if name in CAPABILITY_FIRST and kernel_answers_eperm_first(name):
+        pytest.skip("this kernel refuses %s with EPERM before the filter could matter" % name[8:])
     r = run_check(name, deny_params, "--test-sabotage", layer, env=sabotage_env())
     assert_allowed(r)
 
