@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "text-util.h"
@@ -18,4 +20,75 @@ void error_gist(const char *message, char *out, size_t size)
         while (last > tb && last[-1] != '\n')
                 last--;
         snprintf(out, size, "%.*s%.*s", (int)(tb - message), message, (int)(end - last), last);
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if invalid. */
+size_t utf8_seq(const unsigned char *s, size_t left)
+{
+        unsigned char c = s[0];
+        size_t n;
+        uint32_t cp;
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xc2 && c <= 0xdf) {
+                n = 2;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                n = 3;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 4;
+                cp = c & 0x07;
+        } else
+                return 0;
+        if (left < n)
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_seq(p + i, len - i);
+                if (n == 0 || (n == 1 && p[i] == 0))
+                        return false;
+                i += n;
+        }
+        return true;
+}
+
+char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        char *out = malloc(len * 3 + 1);
+        size_t o = 0;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_seq(p + i, len - i);
+                if (n == 0) {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i++;
+                } else {
+                        memcpy(out + o, p + i, n);
+                        o += n;
+                        i += n;
+                }
+        }
+        out[o] = '\0';
+        if (ret_len)
+                *ret_len = o;
+        return out;
 }

@@ -383,10 +383,14 @@ static int print_result(const Cli *c)
                 return EXIT_INTERNAL;
         }
         if (c->json) {
-                json_t *o = run_result_to_json(res);
-                json_dumpf_shortest(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+                size_t n = 0;
+                _cleanup_free_ char *s = run_result_dumps(res, JSON_COMPACT | JSON_ENSURE_ASCII, &n);
+                if (!s) {
+                        say("out of memory");
+                        return EXIT_INTERNAL;
+                }
+                fwrite(s, 1, n, stdout);
                 fputc('\n', stdout);
-                json_decref(o);
         } else {
                 fwrite(res->out, 1, res->out_len, stdout);
                 fwrite(res->err, 1, res->err_len, stderr);

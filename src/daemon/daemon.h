@@ -71,6 +71,8 @@ void log_msg(const char *level, const char *fmt, ...) __attribute__((format(prin
  * request's log line and frees r. */
 void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra);
 void reply_json(Req *r, int code, json_t *body, json_t *log_extra);
+/* A JSON text, owned (freed once sent); NULL gives a 500. */
+void reply_text(Req *r, int code, char *text, size_t len, json_t *log_extra);
 void reply_error(Req *r, int code, const char *detail);
 void reply_retry(Req *r, int code, const char *detail, int seconds);
 void reply_http_error(Req *r, const HttpError *e);

@@ -152,21 +152,35 @@ void reply(Req *r, int code, const char *content_type, struct evbuffer *body, js
         req_free(r);
 }
 
-void reply_json(Req *r, int code, json_t *body, json_t *log_extra)
+static void free_text(const void *data, size_t len, void *arg)
+{
+        free((void *)data);
+}
+
+void reply_text(Req *r, int code, char *text, size_t len, json_t *log_extra)
 {
         struct evbuffer *b = evbuffer_new();
-        char *s = body ? json_dumps_shortest(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(body);
-        if (!s) {
+        if (!text) {
                 /* A body that could not be made (no memory, bad UTF-8). */
                 code = 500;
-                s = strdup("{\"detail\":\"the reply could not be made\"}");
+                text = strdup("{\"detail\":\"the reply could not be made\"}");
+                len = text ? strlen(text) : 0;
         }
-        if (s)
-                evbuffer_add(b, s, strlen(s));
-        evbuffer_add(b, "\n", 1);
-        free(s);
+        /* By reference: a result may be max-result-bytes long. */
+        if (b && text && evbuffer_add_reference(b, text, len, free_text, NULL) < 0)
+                free(text);
+        else if (!b)
+                free(text);
+        if (b)
+                evbuffer_add(b, "\n", 1);
         reply(r, code, NULL, b, log_extra);
+}
+
+void reply_json(Req *r, int code, json_t *body, json_t *log_extra)
+{
+        char *s = body ? json_dumps_shortest(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(body);
+        reply_text(r, code, s, s ? strlen(s) : 0, log_extra);
 }
 
 void reply_error(Req *r, int code, const char *detail)

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "macro.h"
+#include "json-util.h"
 #include "request.h"
 #include "result.h"
 
@@ -136,6 +137,14 @@ int request_parse(const char *data, size_t len, const RequestLimits *lim, bool i
         *ret = (RunRequest){ 0 };
         if (len > (size_t)lim->max_body_bytes)
                 return fail(e, 413, NULL, "request body too large");
+        /* What a tree of the body would cost is known before it is built:
+         * a few scalars are what a request holds. */
+        static const JsonLimits shape = { .max_depth = 16, .max_containers = 1024, .max_values = 16384 };
+        r = json_check(data, len, &shape);
+        if (r == -ELOOP)
+                return fail(e, 400, NULL, "the body nests more than %u deep", shape.max_depth);
+        if (r == -E2BIG)
+                return fail(e, 400, NULL, "the body holds more JSON values than a request can use");
         body = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!body)
                 /* jansson quotes the input near the error, maybe cut mid-character */

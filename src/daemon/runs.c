@@ -87,8 +87,13 @@ static void on_run_done(const RunResult *res, void *userdata)
         D.active--;
         D.metrics.executions[res->status]++;
         metrics_observe(&D.metrics.execution_seconds, res->execution_time);
-        json_t *body = r->route == ROUTE_INVOKE ? invoke_body(r, res) : run_result_to_json(res);
-        reply_json(r, 200, body, result_log(r, res));
+        if (r->route == ROUTE_INVOKE) {
+                reply_json(r, 200, invoke_body(r, res), result_log(r, res));
+        } else {
+                size_t n = 0;
+                char *s = run_result_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER, &n);
+                reply_text(r, 200, s, n, result_log(r, res));
+        }
         runs_start_next();
 }
 

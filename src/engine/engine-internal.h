@@ -104,7 +104,9 @@ struct Job {
         RunOutcome oc;
         usec_t t_submit, t_start, t_end;
         double runner_cpu;
-        json_t *error_info, *value;
+        json_t *error_info;
+        char *value;                 /* the result's value text, checked */
+        size_t value_len;
         char *message, *result_repr;
         RunResult res;               /* built when DONE */
         TAILQ_ENTRY(Job) link;       /* e->jobs */

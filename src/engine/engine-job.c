@@ -37,7 +37,7 @@ void job_free(Job *j)
         free(j->err);
         free(j->message);
         free(j->result_repr);
-        json_decref(j->value);
+        free(j->value);
         json_decref(j->error_info);
         run_result_clear(&j->res);
         free(j);
@@ -102,11 +102,6 @@ void job_handle_result(Job *j, json_t *m)
         }
         if (json_is_number(cpu))
                 j->runner_cpu = json_number_value(cpu);
-        /* The typed value: untrusted JSON, passed on as it is (clients
-         * decode it strictly); its size is bounded by the frame cap. */
-        json_t *value = json_object_get(m, "result");
-        if (value && !json_is_null(value))
-                j->value = json_incref(value);
         json_t *rr = json_object_get(m, "result_repr");
         if (json_is_string(rr) && json_string_length(rr) <= 65536 * 4)
                 j->result_repr = strndup(json_string_value(rr), json_string_length(rr));
@@ -192,7 +187,9 @@ static void job_build_result(Job *j)
         res->error = j->error_info ? json_incref(j->error_info) : NULL;
         res->message = j->message ? strdup(j->message) : NULL;
         res->result_repr = j->result_repr ? strdup(j->result_repr) : NULL;
-        res->result = j->value ? json_incref(j->value) : NULL;
+        /* Moved, not copied: it may be max-result-bytes long. */
+        res->result = TAKE_PTR(j->value);
+        res->result_len = j->value_len;
         res->timeout_ms = j->timeout_ms;
         res->memory_mb = j->memory_mb;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine-internal.h"
+#include "json-util.h"
 #include "fd-util.h"
 #include "frame.h"
 #include "macro.h"
@@ -339,11 +340,26 @@ static void sandbox_protocol_error(Sandbox *sb, const char *why)
         sandbox_kill(sb);
 }
 
-/* One frame from the sandbox; false when nothing more should be read. */
-static bool sandbox_handle_frame(Sandbox *sb, const char *data, size_t len, bool draining)
+/* A frame's header: a few fields, never deep, whatever its strings hold. */
+static const JsonLimits header_limits = { .max_depth = 4, .max_containers = 8, .max_values = 64 };
+/* A result's value: values.md's max_depth of 64 containers takes up to
+ * three JSON levels each (a dict's tag, its items, a pair); its max_items
+ * of 1 M takes up to two containers each (a tag and its items) and more
+ * values (the tag's name, an array's dtype and shape). */
+static const JsonLimits value_limits = {
+        .max_depth = 3 * 64 + 8, .max_containers = 2 * 1000000 + 8, .max_values = 4 * 1000000,
+};
+
+/* One frame from the sandbox (*data owned, NUL-terminated, may be taken);
+ * false when nothing more should be read. A result's header is a line of
+ * JSON, its value the JSON text after that line: checked, not parsed. */
+static bool sandbox_handle_frame(Sandbox *sb, char **data, size_t len, bool draining)
 {
+        char *nl = memchr(*data, '\n', len);
+        size_t hlen = nl ? (size_t)(nl - *data) : len;
         json_error_t jerr;
-        json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *m = json_check(*data, hlen, &header_limits) == 0 ?
+                json_loadb(*data, hlen, JSON_REJECT_DUPLICATES, &jerr) : NULL;
         const char *type = json_string_value(json_object_get(m, "type"));
         Job *j = sb->job;
         bool more = true;
@@ -361,8 +377,18 @@ static bool sandbox_handle_frame(Sandbox *sb, const char *data, size_t len, bool
                         sandbox_let_go(sb);
                 more = false;
         } else if (type && !strcmp(type, "result") && j && j->state == JOB_RUNNING && !j->oc.have_result) {
-                job_handle_result(j, m);
-                if (!j->oc.have_result)
+                size_t vlen = nl ? len - hlen - 1 : 0;
+                int k = nl ? json_check(nl + 1, vlen, &value_limits) : 0;
+                if (nl && k == 0) {
+                        memmove(*data, nl + 1, vlen + 1);
+                        j->value = TAKE_PTR(*data);
+                        j->value_len = vlen;
+                }
+                if (k == 0)
+                        job_handle_result(j, m);
+                if (k == -E2BIG || k == -ELOOP)
+                        sandbox_protocol_error(sb, "the sandbox sent a result beyond the values limits");
+                else if (!j->oc.have_result)
                         sandbox_protocol_error(sb, "the sandbox broke the control protocol");
                 else if (!draining)
                         job_finish(j);
@@ -393,15 +419,15 @@ static void sandbox_parse_ctl(Sandbox *sb, bool draining)
                 }
                 if (k == 0)
                         return;
-                p = evbuffer_pullup(in, (ssize_t)(FRAME_HEADER_SIZE + plen));
-                char *copy = p ? strndup((const char *)p + FRAME_HEADER_SIZE, plen) : NULL;
-                evbuffer_drain(in, FRAME_HEADER_SIZE + plen);
-                if (!copy) {
+                _cleanup_free_ char *copy = malloc(plen + 1);
+                evbuffer_drain(in, FRAME_HEADER_SIZE);
+                if (!copy || evbuffer_remove(in, copy, plen) != (int)plen) {
+                        evbuffer_drain(in, evbuffer_get_length(in));
                         sandbox_protocol_error(sb, "out of memory reading the sandbox");
                         return;
                 }
-                bool more = sandbox_handle_frame(sb, copy, plen, draining);
-                free(copy);
+                copy[plen] = '\0';
+                bool more = sandbox_handle_frame(sb, &copy, plen, draining);
                 /* Handling may have finished the job and let go of sb (its
                  * memory stays until the next loop pass: sandbox_free). */
                 if (!more || sb->state == SB_DYING)

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "macro.h"
+#include "json-util.h"
 #include "result.h"
 
 static const char *const status_names[_RUN_STATUS_MAX] = {
@@ -79,7 +80,7 @@ void run_result_clear(RunResult *r)
         json_decref(r->error);
         free(r->message);
         free(r->result_repr);
-        json_decref(r->result);
+        free(r->result);
         memset(r, 0, sizeof(*r));
 }
 
@@ -105,87 +106,16 @@ int run_result_copy(const RunResult *src, RunResult *ret)
 {
         *ret = *src;
         ret->error = json_incref(src->error);
-        ret->result = json_incref(src->result);
         int r = copy_bytes(src->out, src->out_len, &ret->out);
         int r2 = copy_bytes(src->err, src->err_len, &ret->err);
         int r3 = copy_str(src->message, &ret->message);
         int r4 = copy_str(src->result_repr, &ret->result_repr);
-        if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0) {
+        int r5 = copy_bytes(src->result, src->result_len, &ret->result);
+        if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0 || r5 < 0) {
                 run_result_clear(ret);
                 return -ENOMEM;
         }
         return 0;
-}
-
-/* Length of the valid UTF-8 sequence at s, or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-        unsigned char c = s[0];
-        size_t n;
-        uint32_t cp;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf) {
-                n = 2;
-                cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-                n = 3;
-                cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-                n = 4;
-                cp = c & 0x07;
-        } else
-                return 0;
-        if (left < n)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return n;
-}
-
-bool utf8_valid(const char *s, size_t len)
-{
-        const unsigned char *p = (const unsigned char *)s;
-        for (size_t i = 0; i < len;) {
-                size_t n = utf8_seq(p + i, len - i);
-                if (n == 0 || (n == 1 && p[i] == 0))
-                        return false;
-                i += n;
-        }
-        return true;
-}
-
-char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
-{
-        const unsigned char *p = (const unsigned char *)s;
-        char *out = malloc(len * 3 + 1);
-        size_t o = 0;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < len;) {
-                size_t n = utf8_seq(p + i, len - i);
-                if (n == 0) {
-                        memcpy(out + o, "\xef\xbf\xbd", 3);
-                        o += 3;
-                        i++;
-                } else {
-                        memcpy(out + o, p + i, n);
-                        o += n;
-                        i += n;
-                }
-        }
-        out[o] = '\0';
-        if (ret_len)
-                *ret_len = o;
-        return out;
 }
 
 char *run_result_summary(const RunResult *r)
@@ -252,6 +182,28 @@ json_t *run_result_to_json(const RunResult *r)
         json_object_set_new(o, "error", summary ? json_string(summary) : json_null());
         free(summary);
         json_object_set_new(o, "error_info", r->error ? json_incref(r->error) : json_null());
-        json_object_set_new(o, "result", r->result ? json_incref(r->result) : json_null());
         return o;
+}
+
+char *run_result_dumps(const RunResult *r, size_t flags, size_t *ret_len)
+{
+        static const char key[] = ",\"result\":";
+        json_t *o = run_result_to_json(r);
+        char *head = o ? json_dumps_shortest(o, flags) : NULL;
+        json_decref(o);
+        if (!head)
+                return NULL;
+        /* head ends with the object's '}'; the value goes before it. */
+        size_t hlen = strlen(head) - 1, vlen = r->result ? r->result_len : 4;
+        size_t len = hlen + sizeof(key) - 1 + vlen + 1;
+        char *s = realloc(head, len + 1);
+        if (!s) {
+                free(head);
+                return NULL;
+        }
+        memcpy(s + hlen, key, sizeof(key) - 1);
+        memcpy(s + hlen + sizeof(key) - 1, r->result ? r->result : "null", vlen);
+        memcpy(s + len - 1, "}", 2);
+        *ret_len = len;
+        return s;
 }

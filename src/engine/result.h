@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "text-util.h"
+
 typedef enum RunStatus {
         RUN_SUCCESS,
         RUN_ERROR,
@@ -47,7 +49,9 @@ typedef struct RunResult {
         json_t *error;               /* owned structured error or NULL */
         char *message;               /* owned; why, for internal errors */
         char *result_repr;           /* owned; repr() of a global `result`, or NULL */
-        json_t *result;              /* owned; the typed value (docs/values.md), or NULL */
+        char *result;                /* owned; the typed value's JSON text (docs/values.md) as the
+                                      * sandbox wrote it, checked by json_check, or NULL */
+        size_t result_len;
         int64_t timeout_ms, memory_mb; /* the limits the run had */
 } RunResult;
 
@@ -59,15 +63,16 @@ RunStatus run_classify(const RunOutcome *o, int *ret_exit_code, int *ret_signal)
 
 void run_result_clear(RunResult *r);
 /* A copy of src that the caller owns (run_result_clear): out and err by
- * length (they may hold NUL), the strings duplicated, the JSON values
- * shared by reference. -ENOMEM leaves *ret cleared. */
+ * length (they may hold NUL), the strings duplicated, error shared by
+ * reference. -ENOMEM leaves *ret cleared. */
 int run_result_copy(const RunResult *src, RunResult *ret);
 /* One line for "error": "NameError on line 1", "timed out after 2 s"... */
 char *run_result_summary(const RunResult *r);
-/* The JSON object of docs/API: status, stdout, stderr, ... (new reference). */
+/* The JSON object of docs/API: status, stdout, stderr, ..., all but
+ * "result" (new reference). */
 json_t *run_result_to_json(const RunResult *r);
+/* The whole JSON text of docs/API: run_result_to_json() dumped with flags
+ * (JSON_COMPACT among them), then "result" with r->result spliced in as it
+ * is. NUL-terminated, its length in *ret_len; NULL without memory. */
+char *run_result_dumps(const RunResult *r, size_t flags, size_t *ret_len);
 
-/* Copies at most len bytes of s into a fresh NUL-terminated string with
- * every invalid UTF-8 sequence replaced by U+FFFD. */
-char *utf8_sanitize(const char *s, size_t len, size_t *ret_len);
-bool utf8_valid(const char *s, size_t len);

@@ -38,8 +38,16 @@ def _read_exact(n):
     return buf
 
 
+def _dumps(obj):
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
 def _send(obj):
-    data = json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8", "replace")
+    # A result's value travels after the header's line: the engine checks
+    # its text and passes it on without parsing it (docs/ARCHITECTURE.md).
+    value = obj.pop("result", None)
+    text = _dumps(obj) if value is None else _dumps(obj) + "\n" + _dumps(value)
+    data = text.encode("utf-8", "replace")
     msg = len(data).to_bytes(4, "big") + data
     view = memoryview(msg)
     while view:
@@ -241,7 +249,9 @@ def prepare_zygote():
                          "import math\nx = [i * 2 for i in range(3) if i]\nprint(x, math.sqrt(4), len(x))\n"
                          "def f(a, b=1):\n    return a.real + b\nf(x[0])\n"):
                 env = {"__builtins__": builtins}
-                json.dumps(_result(*_execute(code, env), env), ensure_ascii=False, allow_nan=False)
+                msg = _result(*_execute(code, env), env)
+                _dumps(msg.pop("result", None))
+                _dumps(msg)
     finally:
         sys.stderr.close()
         sys.stdout, sys.stderr = stdout, stderr

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target for what reads untrusted bytes without a sandbox between:
- * the frame reader (a sandbox writes those bytes), the config parsers
+ * the frame reader and the JSON check (a sandbox writes those bytes), the config parsers
  * (flags, PYRUNNER_* variables) and the UTF-8 checks of stdout/stderr.
  *
  *   make fuzz && ./build-fuzz/tests/fuzz/fuzz-frame -max_total_time=30
@@ -19,6 +19,7 @@
 #include "config.h"
 #include "fuzz-check.h"
 #include "frame.h"
+#include "json-util.h"
 #include "result.h"
 
 
@@ -282,7 +283,10 @@ static void fuzz_utf8(const uint8_t *data, size_t size)
         rr.exit_code = 0;
         rr.out = s;
         rr.out_len = n;
-        json_t *o = run_result_to_json(&rr);
+        size_t tlen = 0;
+        char *text = run_result_dumps(&rr, JSON_COMPACT, &tlen);
+        json_t *o = text ? json_loadb(text, tlen, 0, NULL) : NULL;
+        free(text);
         if (o) {
                 json_t *out = json_object_get(o, "stdout");
                 CHECK(out && json_is_string(out));
@@ -292,8 +296,29 @@ static void fuzz_utf8(const uint8_t *data, size_t size)
         free(s);
 }
 
+/* ---- the JSON check of sandbox bytes, against jansson ---- */
+
+static void fuzz_json_check(const uint8_t *data, size_t size)
+{
+        static const JsonLimits wide = { 2048, SIZE_MAX, SIZE_MAX };
+        json_error_t err;
+        json_t *j = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        int r = json_check((const char *)data, size, &wide);
+        CHECK(r == 0 || r == -EBADMSG);
+        /* jansson reads it: so does the check. The check takes more only
+         * for numbers that jansson cannot hold. */
+        CHECK(!j || r == 0);
+        CHECK(j || r != 0 || strstr(err.text, "too big") || strstr(err.text, "overflow"));
+        json_decref(j);
+        /* A budget only ever turns an accept into a refusal. */
+        const JsonLimits tight = { 3, 4, 16 };
+        int t = json_check((const char *)data, size, &tight);
+        CHECK(t == 0 ? r == 0 : (t == -EBADMSG ? r == -EBADMSG : t == -ELOOP || t == -E2BIG));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+        fuzz_json_check(data, size);
         fuzz_frames(data, size, 4096);
         fuzz_frames(data, size, FRAME_MAX_HARD);
         fuzz_frames(data, size, SIZE_MAX);

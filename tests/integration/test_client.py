@@ -468,6 +468,25 @@ def test_hostile_deeply_nested_result(hostile, depth):
     assert type(RemoteExecutor(hostile.url).execute_code("return 1")[1]) is ValueDecodeError
 
 
+def test_hostile_result_of_millions_of_objects_is_not_built(hostile):
+    # 16 MiB of [{},{},...]: json.loads built 5.6 M dicts (439 MiB peak).
+    import tracemalloc
+    n = (16 << 20) // 3
+    body = json.dumps(run_body(stdout="out\n"))
+    assert body.endswith('"result": null}')
+    hostile.respond(body[:-len('null}')] + "[" + ",".join(["{}"] * n) + "]}")
+    tracemalloc.start()
+    try:
+        rr = Client(hostile.url).run("return 1")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rr.ok and rr.stdout == "out\n"
+    with pytest.raises(ValueDecodeError, match="more than 2000008 objects and arrays"):
+        rr.value
+    assert peak < 100 << 20, "the client's peak was %d MiB" % (peak >> 20)
+
+
 def test_hostile_deeply_nested_elsewhere(hostile):
     hostile.respond('{"status": "success", "error_info": ' + "[" * 100000 + "]" * 100000 + "}")
     with pytest.raises(ProtocolError):

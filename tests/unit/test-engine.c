@@ -89,8 +89,8 @@ typedef struct Done {
         bool in_api;                 /* it ran inside an engine call */
         RunStatus status;
         int exit_code, sig;
-        char *message, *out;
-        json_t *result;
+        char *message, *out, *result;
+        size_t result_len;
         double cpu_time;
         usec_t submitted, at;
 } Done;
@@ -605,7 +605,8 @@ static void on_done(const RunResult *r, void *userdata)
         d->sig = r->signal;
         d->message = r->message ? strdup(r->message) : NULL;
         d->out = strdup(r->out);
-        d->result = r->result ? json_incref(r->result) : NULL;
+        d->result = r->result ? strndup(r->result, r->result_len) : NULL;
+        d->result_len = r->result_len;
         d->cpu_time = r->cpu_time;
 }
 
@@ -731,7 +732,7 @@ static int teardown(void **state)
         for (unsigned i = 0; i < h->ndones; i++) {
                 free(h->dones[i].message);
                 free(h->dones[i].out);
-                json_decref(h->dones[i].result);
+                free(h->dones[i].result);
         }
         event_free(h->ev_bound);
         event_base_free(h->base);
@@ -1046,14 +1047,14 @@ static void test_large_result(void **state)
         FakeSb *sb = h_running(h, z, "'x' * 4000000");
 
         const size_t vlen = 4000000;
-        const char *head = "{\"type\":\"result\",\"status\":\"success\",\"exit_code\":0,\"error\":null,\"result\":\"";
-        size_t hlen = strlen(head), plen = hlen + vlen + 2;
+        const char *head = "{\"type\":\"result\",\"status\":\"success\",\"exit_code\":0,\"error\":null}\n\"";
+        size_t hlen = strlen(head), plen = hlen + vlen + 1;
         char *buf = malloc(FRAME_HEADER_SIZE + plen);
         assert_non_null(buf);
         frame_put_header((uint8_t *)buf, (uint32_t)plen);
         memcpy(buf + FRAME_HEADER_SIZE, head, hlen);
         memset(buf + FRAME_HEADER_SIZE + hlen, 'x', vlen);
-        memcpy(buf + FRAME_HEADER_SIZE + hlen + vlen, "\"}", 2);
+        buf[FRAME_HEADER_SIZE + hlen + vlen] = '"';
         /* Room for all of it in the socket (root may exceed wmem_max). */
         int big = 16 << 20;
         (void)setsockopt(sb->ctl, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
@@ -1066,8 +1067,8 @@ static void test_large_result(void **state)
         proc_exit(&sb->pid2, 0);
         assert_done(h, d, RUN_SUCCESS);
         assert_non_null(d->result);
-        assert_true(json_is_string(d->result));
-        assert_int_equal(json_string_length(d->result), vlen);
+        assert_int_equal(d->result_len, vlen + 2);
+        assert_true(d->result[0] == '"' && d->result[vlen + 1] == '"');
         assert_all_gone(h);
 }
 

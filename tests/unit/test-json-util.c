@@ -123,6 +123,110 @@ static void test_dumps_round_trip(void **state)
         json_decref(o);
 }
 
+static const JsonLimits wide = { 2048, SIZE_MAX, SIZE_MAX };
+
+static int check(const char *s)
+{
+        return json_check(s, strlen(s), &wide);
+}
+
+static void test_check_grammar(void **state)
+{
+        static const char *const good[] = {
+                "0", "-0", "1.5e-7", "-12.25E+3", "true", "false", "null", "\"\"", " [ ] ", "{}",
+                "{\"a\": [1, {\"b\": null}], \"c\": \"\\u00e9\\ud83d\\ude00\\n\\/\"}",
+                "\"\xc3\xa9\xf0\x9f\x98\x80\"", "[[[[]]]]", "\"\\u0000\"", "\r\n\t[1,2]\n",
+                "123456789012345678901234567890", "1e400",
+        };
+        static const char *const bad[] = {
+                "", " ", "01", "1.", ".5", "-", "1e", "+1", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}",
+                "{\"a\":1,}", "{1:2}", "[1 2]", "{\"a\":1 \"b\":2}", "tru", "nul", "True", "[", "]",
+                "[1]]", "{}{}", "1 2", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"",
+                "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\x01\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+                "\"\xf4\x90\x80\x80\"", "\"\xff\"", "[1]x", "NaN", "Infinity", "'a'", "[\"a\":1]",
+        };
+        for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+                if (check(good[i]) != 0)
+                        fail_msg("json_check(%s) = %d, want 0", good[i], check(good[i]));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+                if (check(bad[i]) != -EBADMSG)
+                        fail_msg("json_check(%s) = %d, want -EBADMSG", bad[i], check(bad[i]));
+        assert_int_equal(json_check("[1]\0", 4, &wide), -EBADMSG);
+        assert_int_equal(json_check("\"a\0\"", 4, &wide), -EBADMSG);
+}
+
+static void test_check_limits(void **state)
+{
+        const JsonLimits lim = { 3, 4, 10 };
+        assert_int_equal(json_check("[[[]]]", 6, &lim), 0);
+        assert_int_equal(json_check("[[[[]]]]", 8, &lim), -ELOOP);
+        assert_int_equal(json_check("[{},{},{}]", 10, &lim), 0);
+        assert_int_equal(json_check("[{},{},{},{}]", 13, &lim), -E2BIG);
+        assert_int_equal(json_check("[1,2,3,4,5,6,7,8,9]", 19, &lim), 0);
+        assert_int_equal(json_check("[1,2,3,4,5,6,7,8,9,0]", 21, &lim), -E2BIG);
+        /* Depth past the bitset's 64-bit words. */
+        char deep[2 * 300 + 1];
+        memset(deep, '[', 300);
+        memset(deep + 300, ']', 300);
+        const JsonLimits d299 = { 299, SIZE_MAX, SIZE_MAX }, d300 = { 300, SIZE_MAX, SIZE_MAX };
+        assert_int_equal(json_check(deep, 600, &d299), -ELOOP);
+        assert_int_equal(json_check(deep, 600, &d300), 0);
+        deep[150] = '{';
+        assert_int_equal(json_check(deep, 600, &d300), -EBADMSG);
+}
+
+/* Against jansson on mutations of valid texts: what jansson reads, json_check
+ * accepts; what json_check accepts and jansson does not is a number jansson
+ * cannot hold. */
+static void test_check_agrees_with_jansson(void **state)
+{
+        static const char *const seeds[] = {
+                "{\"a\": [1, -2.5e3, {\"b\": null}], \"c\": \"x\\u00e9\\ud83d\\ude00\\n\", \"d\": [true, false]}",
+                "[[\"\xc3\xa9\", {}], 0, [], {\"\": \"\"}]",
+        };
+        static const char alphabet[] = "{}[],:\"\\u0123456789abcdefABCDEF.eE+-tfnrl \t\n\x01\x80\xc3\xa9\xed\xf0";
+        unsigned seed = 12345;
+        char buf[256];
+        int read_by_both = 0;
+        for (int i = 0; i < 200000; i++) {
+                const char *src = seeds[i % 2];
+                size_t n = strlen(src);
+                memcpy(buf, src, n);
+                for (int k = 0; k < 1 + i % 3; k++) {
+                        seed = seed * 1103515245 + 12345;
+                        size_t at = (seed >> 8) % n;
+                        char c = alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+                        switch ((seed >> 4) % 3) {
+                        case 0:
+                                buf[at] = c;
+                                break;
+                        case 1:
+                                if (n < sizeof(buf) - 1) {
+                                        memmove(buf + at + 1, buf + at, n - at);
+                                        buf[at] = c;
+                                        n++;
+                                }
+                                break;
+                        default:
+                                memmove(buf + at, buf + at + 1, n - at - 1);
+                                n--;
+                                break;
+                        }
+                }
+                json_error_t err;
+                json_t *j = json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+                int r = json_check(buf, n, &wide);
+                if (j && r != 0)
+                        fail_msg("jansson reads %.*s, json_check says %d", (int)n, buf, r);
+                if (!j && r == 0 && !strstr(err.text, "too big") && !strstr(err.text, "overflow"))
+                        fail_msg("json_check accepts %.*s, jansson: %s", (int)n, buf, err.text);
+                read_by_both += j != NULL;
+                json_decref(j);
+        }
+        /* The mutations reach both sides of the line. */
+        assert_true(read_by_both > 10000 && read_by_both < 190000);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -130,6 +234,9 @@ int main(void)
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_dumps),
                 cmocka_unit_test(test_dumps_round_trip),
+                cmocka_unit_test(test_check_grammar),
+                cmocka_unit_test(test_check_limits),
+                cmocka_unit_test(test_check_agrees_with_jansson),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

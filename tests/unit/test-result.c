@@ -351,7 +351,12 @@ static void test_json_success_fields(void **state)
         r.exit_code = 0;
         r.out_truncated = true;
 
-        json_t *o = run_result_to_json(&r);
+        size_t n;
+        char *text = run_result_dumps(&r, JSON_COMPACT, &n);
+        assert_non_null(text);
+        assert_int_equal(strlen(text), n);
+        json_t *o = json_loadb(text, n, JSON_REJECT_DUPLICATES, NULL);
+        free(text);
         assert_non_null(o);
         expect_type(o, "status", JSON_STRING);
         expect_type(o, "stdout", JSON_STRING);
@@ -379,6 +384,28 @@ static void test_json_success_fields(void **state)
         json_decref(o);
         run_result_clear(&r);
         assert_null(r.out);
+}
+
+/* The value's text goes into the reply as it is, as the last member. */
+static void test_dumps_splices_the_value(void **state)
+{
+        RunResult r;
+        fill(&r, RUN_SUCCESS);
+        r.result = strdup("[1, {\"$type\": \"tuple\", \"items\": [\"\u00e9\"]}]");
+        r.result_len = strlen(r.result);
+        size_t n;
+        char *text = run_result_dumps(&r, JSON_COMPACT | JSON_PRESERVE_ORDER, &n);
+        assert_non_null(text);
+        const char *tail = ",\"result\":[1, {\"$type\": \"tuple\", \"items\": [\"\u00e9\"]}]}";
+        assert_true(n > strlen(tail));
+        assert_string_equal(text + n - strlen(tail), tail);
+        json_t *o = json_loadb(text, n, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(o);
+        assert_int_equal(json_object_size(o), 13);
+        assert_int_equal(json_array_size(json_object_get(o, "result")), 2);
+        json_decref(o);
+        free(text);
+        run_result_clear(&r);
 }
 
 static void test_json_error_with_info(void **state)
@@ -546,7 +573,8 @@ static void test_result_copy(void **state)
         r.signal = 9;
         r.out_truncated = true;
         r.error = json_pack("{s:s}", "type", "ZeroDivisionError");
-        r.result = json_integer(7);
+        r.result = strdup("[7]");
+        r.result_len = 3;
         r.message = strdup("why");
         r.result_repr = strdup("[1]");
         assert_int_equal(run_result_copy(&r, &c), 0);
@@ -567,12 +595,13 @@ static void test_result_copy(void **state)
         assert_string_equal(c.result_repr, "[1]");
         assert_ptr_not_equal(c.result_repr, r.result_repr);
         assert_ptr_equal(c.error, r.error);
-        assert_ptr_equal(c.result, r.result);
+        assert_int_equal(c.result_len, 3);
+        assert_ptr_not_equal(c.result, r.result);
         /* Each owns its half: clearing the original leaves the copy whole
          * (ASan would see a use-after-free). */
         run_result_clear(&r);
         assert_string_equal(json_string_value(json_object_get(c.error, "type")), "ZeroDivisionError");
-        assert_int_equal(json_integer_value(c.result), 7);
+        assert_string_equal(c.result, "[7]");
         assert_string_equal(c.message, "why");
         run_result_clear(&c);
 }
@@ -603,6 +632,7 @@ int main(void)
                 cmocka_unit_test(test_utf8_sanitize_len_and_null_ret),
                 cmocka_unit_test(test_utf8_exhaustive_two_bytes),
                 cmocka_unit_test(test_json_success_fields),
+                cmocka_unit_test(test_dumps_splices_the_value),
                 cmocka_unit_test(test_json_error_with_info),
                 cmocka_unit_test(test_json_null_exit_and_signal),
                 cmocka_unit_test(test_json_stdout_with_nul),

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .errors import ProtocolError, exception_for_result
-from .values import ValueDecodeError, decode
+from .values import LIMITS, ValueDecodeError, decode
 
 __all__ = ["RunResult", "parse_run_result", "STATUSES"]
 
@@ -167,15 +167,48 @@ def _null_result_member(text):
     return "".join(out)
 
 
+# Strings hold no structure: what is left shows how many objects and
+# arrays json.loads would build, before it builds any. A value within
+# values.LIMITS has at most two per item (a tag and its items), as the
+# server checks too.
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+MAX_CONTAINERS = 2 * LIMITS["max_items"] + 8
+
+
+def _containers(text):
+    bare = _STRINGS.sub("", text)
+    return bare.count("{") + bare.count("[")
+
+
+def _without_last_result(text):
+    """`text` with a last member "result" (where pyrunnerd puts it) made
+    null, if that is what it is: the head then parses alone. Else None."""
+    i = text.rfind('"result":')
+    if i < 0:
+        return None
+    head = text[:i] + '"result":null}'
+    try:
+        json.loads(head)
+    except (ValueError, RecursionError):
+        return None
+    return head
+
+
 def parse_run_result(body, requested_timeout=None):
     """A RunResult from the bytes of a JSON answer. A ``result`` nested too
-    deeply for the json module does not sink the whole answer: it is
-    dropped, and ``value`` then raises ValueDecodeError."""
+    deeply for the json module, or with more objects and arrays than
+    MAX_CONTAINERS, does not sink the whole answer: it is dropped, and
+    ``value`` then raises ValueDecodeError."""
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
     except UnicodeDecodeError:
         raise ProtocolError("run result is not UTF-8") from None
     problem = None
+    if _containers(text) > MAX_CONTAINERS:
+        stripped = _without_last_result(text) or _null_result_member(text)
+        if stripped is None or _containers(stripped) > MAX_CONTAINERS:
+            raise ProtocolError("run result has more than %d objects and arrays" % MAX_CONTAINERS)
+        text, problem = stripped, "result has more than %d objects and arrays" % MAX_CONTAINERS
     try:
         d = json.loads(text)
     except RecursionError:
