@@ -56,6 +56,8 @@ const ConfigEntry config_table[] = {
         DINT_ENTRY("max-header-bytes", max_header_bytes, 1024, 1 << 20, 16 << 10, "bytes", "largest request header block"),
         DINT_ENTRY("idle-timeout-s", idle_timeout_s, 1, 3600, 30, "s", "close connections idle (or stalled) this long"),
         DINT_ENTRY("max-connections", max_connections, 1, 100000, 1024, "connections", "open client connections"),
+        DINT_ENTRY("max-reply-bytes", max_reply_bytes, 1 << 20, 64LL << 30, 256 << 20, "bytes", "reply bytes held for clients that have not read them, all together; above it runs get 503"),
+        DINT_ENTRY("send-stall-s", send_stall_s, 1, 3600, 10, "s", "a client that takes less than 64 KiB of its reply in this long is dropped"),
         DINT_ENTRY("drain-timeout-ms", drain_timeout_ms, 0, 600000, 10000, "ms", "on SIGTERM, how long runs in flight may finish"),
         DINT_ENTRY("debug-log", debug_log, 0, 1, 0, "bool", "log code and output (never in production)"),
         DINT_ENTRY("self-test", self_test, 0, 1, 1, "bool", "try escapes through the sandbox at start; fail closed"),

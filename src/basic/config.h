@@ -49,6 +49,8 @@ typedef struct PyrConfig {
         int64_t max_header_bytes;
         int64_t idle_timeout_s;
         int64_t max_connections;
+        int64_t max_reply_bytes;
+        int64_t send_stall_s;
         int64_t drain_timeout_ms;
         int64_t debug_log;           /* log code and output too */
         int64_t self_test;

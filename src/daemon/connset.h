@@ -15,6 +15,10 @@ typedef struct Conn {
         void *bev;                   /* the bufferevent made at accept */
         void *evcon;                 /* NULL while pending */
         bool sending;                /* a reply is being written */
+        size_t held;                 /* bytes of replies the client has not taken yet */
+        size_t taken;                /* bytes it took since the last stall check */
+        void *out_cb;                /* the callback on its output buffer */
+        void *ev_stall;              /* the stall check, while it holds bytes */
         TAILQ_ENTRY(Conn) pending;
 } Conn;
 

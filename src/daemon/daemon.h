@@ -41,6 +41,7 @@ typedef struct Daemon {
         char reason[512];
         char *zygote_error;          /* the zygote's start-up error in full (a traceback) */
         unsigned active, queued, sending, max_concurrency;
+        size_t held_bytes;           /* of replies not yet taken by their clients */
         struct ReqList queue, all;
         ConnSet conns;
         struct event *ev_term, *ev_int, *ev_drain, *ev_adopt, *ev_trim;
@@ -89,6 +90,10 @@ struct sockaddr;
 void listen_start(const struct sockaddr *sa, int salen);
 /* Closes the listening socket: new clients are refused at once. */
 void listen_stop(void);
+/* After evhttp_send_reply on c's connection: counts what its output
+ * buffer now holds against max-reply-bytes until the client takes it,
+ * and drops the connection if it takes too little (send-stall-s). */
+void listen_hold_reply(Conn *c);
 /* Frees evhttp and every connection. */
 void listen_done(void);
 

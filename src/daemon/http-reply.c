@@ -111,6 +111,8 @@ static void send_reply(Req *r, int code, const char *content_type, struct evbuff
                 evhttp_request_set_on_complete_cb(r->req, on_sent, NULL);
         }
         evhttp_send_reply(r->req, code, reason_phrase(code), body);
+        if (c && c->evcon)
+                listen_hold_reply(c);
 }
 
 void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra)

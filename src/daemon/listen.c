@@ -10,11 +10,14 @@
  * evhttp_connection is the bufferevent's callback argument: it is then
  * given a close callback, which gives the slot back. */
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "daemon.h"
 
@@ -30,11 +33,81 @@ static void update_listener(void)
         D.listener_off = !on;
 }
 
+/* Less than this taken in send-stall-s while more is held: stalled. */
+#define STALL_MIN_BYTES (64u << 10)
+
+static void release_held(Conn *c, size_t n)
+{
+        n = MIN(n, c->held);
+        c->held -= n;
+        c->taken += n;
+        D.held_bytes -= n;
+}
+
+/* The client took bytes from its output buffer. */
+static void on_out_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+        release_held(arg, info->n_deleted);
+}
+
+static void arm_stall(Conn *c)
+{
+        /* Shutting down: a reply nobody takes does not hold it up. */
+        struct timeval tv = { D.draining ? 1 : D.cfg.send_stall_s, 0 };
+        c->taken = 0;
+        evtimer_add(c->ev_stall, &tv);
+}
+
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+        Conn *c = arg;
+        if (!c->held)
+                return;
+        if (c->taken >= STALL_MIN_BYTES) {
+                arm_stall(c);
+                return;
+        }
+        log_json(json_pack("{s:s, s:s, s:I, s:I}", "level", "warning", "msg",
+                           "dropped a client that stopped reading its reply", "held_bytes", (json_int_t)c->held,
+                           "stall_s", (json_int_t)D.cfg.send_stall_s));
+        /* A reset, so that the kernel drops what its socket still queues
+         * for the client too, instead of sending that on at its pace. */
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        (void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        evhttp_connection_free(c->evcon); /* on_conn_close gives back what it held */
+}
+
+void listen_hold_reply(Conn *c)
+{
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        size_t len = evbuffer_get_length(out);
+
+        if (len <= c->held)
+                return;
+        D.held_bytes += len - c->held;
+        c->held = len;
+        if (!c->out_cb)
+                c->out_cb = evbuffer_add_cb(out, on_out_drained, c);
+        if (!c->ev_stall)
+                c->ev_stall = evtimer_new(D.base, on_stall, c);
+        if (!c->out_cb || !c->ev_stall) {
+                /* Out of memory: nothing would give the count back. */
+                evhttp_connection_free(c->evcon);
+                return;
+        }
+        arm_stall(c);
+}
+
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
         Conn *c = connset_find(&D.conns, evcon);
         if (!c)
                 return;
+        if (c->out_cb)
+                evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+        if (c->ev_stall)
+                event_free(c->ev_stall);
+        release_held(c, c->held);
         bool was_sending = c->sending;
         connset_remove(&D.conns, c);
         update_listener();
@@ -104,6 +177,11 @@ void listen_start(const struct sockaddr *sa, int salen)
 
 void listen_stop(void)
 {
+        for (size_t i = 0; i < D.conns.n_slots; i++) {
+                Conn *c = D.conns.slots[i];
+                if (c && c->held)
+                        arm_stall(c);
+        }
         evhttp_del_accept_socket(D.http, D.bound);
         D.bound = NULL;
         D.listener = NULL;

@@ -56,7 +56,7 @@ static void render_histogram(struct evbuffer *out, const char *name, const char 
 }
 
 void metrics_render(const Metrics *m, struct evbuffer *out, unsigned queue_depth, unsigned active,
-                    uint64_t zygote_restarts)
+                    uint64_t zygote_restarts, size_t reply_bytes_held)
 {
         evbuffer_add_printf(out, "# HELP pyrunner_requests_total HTTP requests by route and status code.\n"
                                  "# TYPE pyrunner_requests_total counter\n");
@@ -88,6 +88,8 @@ void metrics_render(const Metrics *m, struct evbuffer *out, unsigned queue_depth
                             "# HELP pyrunner_active_sandboxes Runs executing now.\n"
                             "# TYPE pyrunner_active_sandboxes gauge\npyrunner_active_sandboxes %u\n"
                             "# HELP pyrunner_zygote_restarts_total Zygotes started after the first.\n"
-                            "# TYPE pyrunner_zygote_restarts_total counter\npyrunner_zygote_restarts_total %llu\n",
-                            queue_depth, active, (unsigned long long)zygote_restarts);
+                            "# TYPE pyrunner_zygote_restarts_total counter\npyrunner_zygote_restarts_total %llu\n"
+                            "# HELP pyrunner_reply_bytes_held Reply bytes their clients have not read yet.\n"
+                            "# TYPE pyrunner_reply_bytes_held gauge\npyrunner_reply_bytes_held %zu\n",
+                            queue_depth, active, (unsigned long long)zygote_restarts, reply_bytes_held);
 }

@@ -39,4 +39,4 @@ void metrics_observe(Histogram *h, double seconds);
 void metrics_request(Metrics *m, Route r, int code, double seconds);
 /* Appends the whole exposition; gauges are passed in. */
 void metrics_render(const Metrics *m, struct evbuffer *out, unsigned queue_depth, unsigned active,
-                    uint64_t zygote_restarts);
+                    uint64_t zygote_restarts, size_t reply_bytes_held);

@@ -121,7 +121,7 @@ static void handle_metrics(Req *r)
         /* The first zygote, and the first spare, are not restarts. */
         uint64_t first = 1 + (D.cfg.spare_zygote ? 1 : 0);
         uint64_t restarts = st.zygote_starts > first ? st.zygote_starts - first : 0;
-        metrics_render(&D.metrics, b, D.queued, D.active, restarts);
+        metrics_render(&D.metrics, b, D.queued, D.active, restarts, D.held_bytes);
         reply(r, 200, "text/plain; version=0.0.4", b, NULL);
 }
 
@@ -151,6 +151,10 @@ static void handle_run(Req *r, bool invoke)
                 return reply_retry(r, 503, D.reason, 60);
         if (!D.engine_ready || !D.self_test_done)
                 return reply_retry(r, 503, "the service is starting", 2);
+        /* Replies that clients are slow to take stay in memory: a run's
+         * answer may be tens of MiB, so past the budget no new ones. */
+        if (D.held_bytes > (size_t)D.cfg.max_reply_bytes)
+                return reply_retry(r, 503, "too many replies wait for their clients to read them", 1);
         run_admit(r);
 }
 
