@@ -38,15 +38,16 @@ static int drop_all_caps(void)
         return 0;
 }
 
-static void sigchld_noop(int sig) { (void)sig; }
-
-/* pid 1 of a sandbox: waits for pid 2 to exist, then reaps orphans until
- * pid 2 is gone. Its exit makes the kernel kill everything left. */
+/* pid 1 of a sandbox: waits for pid 2 to exist, then until pid 2 is gone.
+ * Its exit makes the kernel kill everything left. SIGCHLD is ignored, so
+ * the kernel reaps orphans, and pid 1 has no handler at all: signals
+ * from inside its namespace are then dropped when sent, instead of
+ * waking it (a SIGCHLD flood from pid 2 took a core, outside the run's
+ * cgroup). */
 static _noreturn_ void init_main(int go_fd, const SeccompProgram *filter, bool unprivileged)
 {
         char c;
         int pidfd;
-        sigset_t block, orig;
 
         if (dup2(go_fd, 3) < 0)
                 _exit(0);
@@ -63,20 +64,17 @@ static _noreturn_ void init_main(int go_fd, const SeccompProgram *filter, bool u
         if ((setgroups(0, NULL) < 0 && !(errno == EPERM && unprivileged)) ||
             setresgid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID) < 0 ||
             setresuid(ZYG_SANDBOX_UID, ZYG_SANDBOX_UID, ZYG_SANDBOX_UID) < 0 ||
-            drop_all_caps() < 0 || seccomp_policy_install(filter) < 0)
+            drop_all_caps() < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 _exit(0);
-
-        sigemptyset(&block);
-        sigaddset(&block, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &block, &orig);
-        struct sigaction sa = { .sa_handler = sigchld_noop, .sa_flags = SA_NOCLDSTOP };
-        sigaction(SIGCHLD, &sa, NULL);
-        sigdelset(&orig, SIGCHLD);
+        /* Explicitly not dumpable (whatever fs.suid_dumpable says): its
+         * root and namespaces are the host's, and /proc/1 must not lead
+         * there. */
+        struct sigaction sa = { .sa_handler = SIG_IGN };
+        if (sigaction(SIGCHLD, &sa, NULL) < 0 || seccomp_policy_install(filter) < 0)
+                _exit(0);
         for (;;) {
-                while (waitpid(-1, NULL, WNOHANG) > 0)
-                        ;
                 struct pollfd p = { .fd = pidfd, .events = POLLIN };
-                int r = ppoll(&p, 1, NULL, &orig);
+                int r = ppoll(&p, 1, NULL, NULL);
                 if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
                         _exit(0);
         }

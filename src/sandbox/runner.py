@@ -57,7 +57,14 @@ def _send(obj):
 
 def _reseed():
     # Python's random is reseeded by the fork hooks; numpy's legacy global
-    # RandomState is not. 128 bits from the kernel, the cheapest path.
+    # RandomState is not, nor multiprocessing's authkey (an HMAC key, drawn
+    # once when the zygote imported it). 128 bits from the kernel.
+    mp = sys.modules.get("multiprocessing.process")
+    if mp is not None:
+        try:
+            mp.current_process().authkey = os.urandom(32)
+        except Exception:
+            pass
     np = sys.modules.get("numpy")
     if np is not None:
         try:

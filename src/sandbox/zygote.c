@@ -334,6 +334,11 @@ static void reap_children(void)
 static _noreturn_ void child_run(const ChildArgs *a)
 {
         SandboxError err = { .ctl_fd = a->fds[3] };
+        /* Other sandboxes' host pids and run ids are none of its business.
+         * Only live entries are written: no copies of pages without one. */
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (Z.kids[i].pid)
+                        Z.kids[i].pid = 0, Z.kids[i].id = 0;
         int r = sandbox_child_attach(a, &err);
         PyOS_AfterFork_Child();
         if (r >= 0)

@@ -1,9 +1,11 @@
 """Limits: hostile or runaway programs end in a well-defined result."""
 import json
+import os
+import time
 
 import pytest
 
-from conftest import RESULT_KEYS, SLOWDOWN, STATUSES, Tracker, finish, popen, run, wait_gone
+from conftest import RESULT_KEYS, SLOWDOWN, STATUSES, Tracker, descendants, finish, popen, run, wait_gone
 
 
 def test_memory_limit():
@@ -40,6 +42,45 @@ print(n, err)
     assert err == "EAGAIN", r
     assert 1 <= int(n) <= 15, r
     assert r.wall < 5, r
+
+
+def _init_cpu_ticks(p):
+    """utime + stime of the sandbox's pid 1 (a process below CLI `p` that is
+    pid 1 of its own pid namespace), read until it is gone."""
+    ticks = None
+    while p.poll() is None:
+        for pid in descendants(p.pid):
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    nspid = [l for l in f if l.startswith("NSpid:")][0].split()[1:]
+                if len(nspid) >= 2 and nspid[-1] == "1":
+                    with open("/proc/%d/stat" % pid) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    ticks = int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        time.sleep(0.05)
+    return ticks
+
+
+def test_signals_to_pid1_cost_it_nothing():
+    # pid 1 is outside the run's cgroup: a SIGCHLD flood from pid 2 made it
+    # use 1.07-2.46 s of CPU in 2.5 s, in no run's cpu_time or quota.
+    p = popen(r'''
+import os, signal, time
+end = time.monotonic() + 2
+n = 0
+while time.monotonic() < end:
+    for s in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM):
+        os.kill(1, s)
+    n += 3
+print(n)
+''', "--timeout", 20)
+    ticks = _init_cpu_ticks(p)
+    r = finish(p)
+    assert r.status == "success" and int(r.out) > 10000, r
+    assert ticks is not None, "pid 1 never seen"
+    assert ticks < os.sysconf("SC_CLK_TCK") // 10, "pid 1 used %d ticks" % ticks
 
 
 def test_fork_bomb_is_contained():
