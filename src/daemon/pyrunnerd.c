@@ -230,6 +230,9 @@ static void on_request(struct evhttp_request *req, void *arg)
                 return;
         }
 
+        HttpError err;
+        if (request_check_headers(evhttp_request_get_input_headers(req), &err) < 0)
+                return reply_http_error(r, &err);
         enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
         const RouteDef *def = find_route(req);
         if (!def)

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <errno.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include "macro.h"
 #include "json-util.h"
@@ -54,6 +56,42 @@ static __attribute__((format(printf, 4, 5))) int fail_field(HttpError *e, const 
         int r = vfail(e, 422, type, field, fmt, ap);
         va_end(ap);
         return r;
+}
+
+static bool is_tchar(unsigned char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+int request_check_headers(const struct evkeyvalq *headers, HttpError *e)
+{
+        const struct evkeyval *h;
+        unsigned n_cl = 0, n_te = 0;
+
+        TAILQ_FOREACH(h, headers, next) {
+                const unsigned char *k = (const unsigned char *)h->key, *v = (const unsigned char *)h->value;
+                if (!*k)
+                        return fail(e, 400, NULL, "empty header name");
+                for (; *k; k++)
+                        if (!is_tchar(*k))
+                                return fail(e, 400, NULL, "invalid character in a header name");
+                for (; *v; v++)
+                        if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+                                return fail(e, 400, NULL, "control character in header %.64s", h->key);
+                if (!strcasecmp(h->key, "Content-Length")) {
+                        if (++n_cl > 1)
+                                return fail(e, 400, NULL, "more than one Content-Length");
+                        if (!*h->value || strspn(h->value, "0123456789") != strlen(h->value))
+                                return fail(e, 400, NULL, "Content-Length must be digits");
+                } else if (!strcasecmp(h->key, "Transfer-Encoding")) {
+                        if (++n_te > 1)
+                                return fail(e, 400, NULL, "more than one Transfer-Encoding");
+                        if (strcasecmp(h->value, "chunked"))
+                                return fail(e, 400, NULL, "Transfer-Encoding must be chunked");
+                }
+        }
+        return 0;
 }
 
 void request_limits_from_config(const PyrConfig *c, RequestLimits *ret)

@@ -38,6 +38,16 @@ bool request_is_json(const char *content_type);
 int request_parse(const char *body, size_t len, const RequestLimits *limits, bool invoke, RunRequest *ret,
                   HttpError *reterr);
 void request_clear(RunRequest *rr);
+struct evkeyvalq;
+/* What RFC 9112 says to refuse and evhttp lets through, which a proxy in
+ * front may read differently (request smuggling): a header name that is
+ * not a token ("Transfer-Encoding " before its colon), a control
+ * character in a value, a second Content-Length or Transfer-Encoding, a
+ * Content-Length that is not all digits (an obs-fold joins lines with a
+ * space), a Transfer-Encoding other than chunked. -EINVAL with a 400 in
+ * *reterr. A NUL ends evhttp's strings before we see them: a proxy that
+ * follows RFC 9112 refuses those. */
+int request_check_headers(const struct evkeyvalq *headers, HttpError *reterr);
 /* The reply body for e: {"detail": message}, or for a 422 FastAPI's
  * {"detail": [{"loc": ["body", field], "msg": message, "type": type}]}. */
 json_t *http_error_json(const HttpError *e);
