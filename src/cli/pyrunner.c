@@ -214,7 +214,7 @@ static uint32_t parse_sabotage(const char *list)
         static const struct { const char *name; uint32_t bit; } names[] = {
                 { "user", ZYG_LAYER_USERNS }, { "pid", ZYG_LAYER_PIDNS }, { "mount", ZYG_LAYER_MNTNS },
                 { "ipc", ZYG_LAYER_IPCNS }, { "uts", ZYG_LAYER_UTSNS }, { "network", ZYG_LAYER_NETNS },
-                { "seccomp", ZYG_LAYER_SECCOMP }, { "capabilities", ZYG_LAYER_CAPS },
+                { "cgroup", ZYG_LAYER_CGROUPNS }, { "seccomp", ZYG_LAYER_SECCOMP }, { "capabilities", ZYG_LAYER_CAPS },
                 { "rlimits", ZYG_LAYER_RLIMITS }, { "all", ZYG_LAYER_ALL },
         };
         uint32_t off = 0;

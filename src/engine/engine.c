@@ -388,6 +388,7 @@ json_t *engine_layers_json(const Engine *e)
         static const struct { uint32_t bit; const char *name; } names[] = {
                 { ZYG_LAYER_USERNS, "user" }, { ZYG_LAYER_PIDNS, "pid" }, { ZYG_LAYER_MNTNS, "mount" },
                 { ZYG_LAYER_IPCNS, "ipc" }, { ZYG_LAYER_UTSNS, "uts" }, { ZYG_LAYER_NETNS, "network" },
+                { ZYG_LAYER_CGROUPNS, "cgroup" },
         };
         uint32_t l = e->opts.layers;
         const CgroupRoot *cg = &e->cgroot;

@@ -242,6 +242,10 @@ int sandbox_child_setup(const ChildArgs *a, SandboxError *err)
                 ns |= CLONE_NEWIPC;
         if (a->layers & ZYG_LAYER_UTSNS)
                 ns |= CLONE_NEWUTS;
+        /* After the cgroup attach: /proc/self/cgroup then shows "/", not
+         * the daemon's pid and the run counter of everyone's traffic. */
+        if (a->layers & ZYG_LAYER_CGROUPNS)
+                ns |= CLONE_NEWCGROUP;
         if (ns)
                 CHECK(unshare(ns), "unshare namespaces");
         if (a->layers & ZYG_LAYER_MNTNS) {

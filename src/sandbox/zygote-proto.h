@@ -34,7 +34,8 @@ enum {
         ZYG_LAYER_SECCOMP = 1u << 6,
         ZYG_LAYER_CAPS = 1u << 7,
         ZYG_LAYER_RLIMITS = 1u << 8,
-        ZYG_LAYER_ALL = (1u << 9) - 1,
+        ZYG_LAYER_CGROUPNS = 1u << 9,
+        ZYG_LAYER_ALL = (1u << 10) - 1,
 };
 
 typedef struct ZygLimits {

@@ -23,7 +23,8 @@ full)
 esac
 # shellcheck disable=SC2086
 # Timing slack in the tests (not the limits they check) is scaled for TCG.
-PYRUNNER_TEST_SLOWDOWN=4 /usr/bin/python3.11 -m pytest -q -p no:cacheprovider --junitxml=/tmp/guest.xml $tests
+# -v and faulthandler_timeout: a hang shows which test and where.
+PYRUNNER_TEST_SLOWDOWN=4 /usr/bin/python3.11 -m pytest -v -o faulthandler_timeout=600 -p no:cacheprovider --junitxml=/tmp/guest.xml $tests
 rc=$?
 cat /tmp/guest.xml > /dev/ttyS1
 exit $rc

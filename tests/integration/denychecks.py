@@ -102,6 +102,15 @@ if socket.gethostname() != "pyrunner" or os.uname().nodename != "pyrunner":
     allowed.append("hostname %r" % socket.gethostname())
 '''
 
+CGROUP = r'''
+# A cgroup namespace rooted at the run's cgroup: no daemon pid, no run
+# counter (which moved with everyone's traffic).
+for line in open("/proc/self/cgroup").read().splitlines():
+    if line.split(":", 2)[2] != "/":
+        allowed.append("/proc/self/cgroup: %s" % line)
+        break
+'''
+
 PROCESSES = r'''
 # This process is pid 2 of its own pid namespace; nothing else is visible.
 pids = sorted(d for d in os.listdir("/proc") if d.isdigit())
@@ -288,6 +297,7 @@ CHECKS = {
     "system_dirs_read_only": (READ_ONLY, "mount"),
     "no_network": (NETWORK, "network"),
     "hostname_isolated": (HOSTNAME, "uts"),
+    "cgroup_path_hidden": (CGROUP, "cgroup"),
     # The pid namespace cannot be switched off alone: the sandbox's pid 1 is
     # made in a new user+pid namespace and exits at once when pid 2 is not
     # in its pid namespace, so joining its user namespace fails (ESRCH,

@@ -172,7 +172,7 @@ def test_info():
     assert info["python"].startswith("3."), info
     assert info["libraries"] == {}, info
     layers = info["layers"]
-    assert layers["namespaces"] == ["user", "pid", "mount", "ipc", "uts", "network"], info
+    assert layers["namespaces"] == ["user", "pid", "mount", "ipc", "uts", "network", "cgroup"], info
     assert layers["seccomp"] is True and layers["capabilities_dropped"] is True, info
     assert layers["rlimits"] is True and layers["uid"] == 1000, info
     assert layers["cgroup"] in ("v1", "v2", "none"), info

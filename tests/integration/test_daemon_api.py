@@ -67,7 +67,7 @@ def test_health(daemon):
     assert caps["default_memory_mb"] == 512 and caps["max_code_bytes"] == 1048576, caps
     assert isinstance(caps["libraries"], dict), caps      # no preload here: {}
     layers = caps["layers"]
-    assert set(layers["namespaces"]) == {"user", "pid", "mount", "ipc", "uts", "network"}, layers
+    assert set(layers["namespaces"]) == {"user", "pid", "mount", "ipc", "uts", "network", "cgroup"}, layers
     assert layers["seccomp"] is True, layers
     assert layers["cgroup"] in ("v1", "v2", "none"), layers
     assert isinstance(layers["uid"], int) and layers["uid"] != 0, layers

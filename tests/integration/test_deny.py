@@ -30,6 +30,10 @@ def test_hostname_isolated(deny_params):
     assert_denied(run_check("hostname_isolated", deny_params))
 
 
+def test_cgroup_path_hidden(deny_params):
+    assert_denied(run_check("cgroup_path_hidden", deny_params))
+
+
 def test_host_processes_invisible(deny_params):
     assert_denied(run_check("host_processes_invisible", deny_params))
 
