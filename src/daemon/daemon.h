@@ -36,6 +36,7 @@ typedef struct Daemon {
         KeyList keys;
         RequestLimits limits_run, limits_invoke;
         bool engine_ready, self_test_done, self_test_passed, draining, listener_off;
+        bool accept_paused;          /* out of fds: accepting again shortly */
         bool rate_set;               /* rate-limit given explicitly: it applies to every client */
         json_t *self_test_failures;
         char reason[512];
@@ -44,7 +45,7 @@ typedef struct Daemon {
         size_t held_bytes;           /* of replies not yet taken by their clients */
         struct ReqList queue, all;
         ConnSet conns;
-        struct event *ev_term, *ev_int, *ev_drain, *ev_adopt, *ev_trim;
+        struct event *ev_term, *ev_int, *ev_drain, *ev_adopt, *ev_trim, *ev_accept;
         uint64_t next_id;
 } Daemon;
 

@@ -17,13 +17,14 @@
 #include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "daemon.h"
 
 static void update_listener(void)
 {
-        bool on = D.listener && !D.draining && !connset_full(&D.conns);
+        bool on = D.listener && !D.draining && !D.accept_paused && !connset_full(&D.conns);
         if (!D.listener || on == !D.listener_off)
                 return;
         if (on)
@@ -158,8 +159,52 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
         update_listener();
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+        D.accept_paused = false;
+        update_listener();
+}
+
+/* accept() failed. Out of fds, evconnlistener would try again at once
+ * and forever: pause accepting for a moment instead. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+        int err = EVUTIL_SOCKET_ERROR();
+        if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+                return;
+        log_msg("warning", "accept: %s; not accepting for 100 ms", strerror(err));
+        D.accept_paused = true;
+        update_listener();
+        struct timeval tv = { 0, 100000 };
+        evtimer_add(D.ev_accept, &tv);
+}
+
+/* Each connection takes an fd, and each sandbox about a dozen (pipes,
+ * its channel, pidfds, cgroup files): take the hard limit, and fewer
+ * connections if even that is short (a soft limit of 1,024 is common). */
+static void fit_fd_limit(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void)setrlimit(RLIMIT_NOFILE, &rl);
+                (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        uint64_t runs = (uint64_t)D.max_concurrency + (uint64_t)D.cfg.pool_size + 2;
+        uint64_t other = 64 + 16 * runs;
+        if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= other + (uint64_t)D.cfg.max_connections)
+                return;
+        int64_t fit = rl.rlim_cur > other + 16 ? (int64_t)(rl.rlim_cur - other) : 16;
+        log_msg("warning", "max-connections lowered from %lld to %lld: RLIMIT_NOFILE is %llu",
+                (long long)D.cfg.max_connections, (long long)fit, (unsigned long long)rl.rlim_cur);
+        D.cfg.max_connections = fit;
+}
+
 void listen_start(const struct sockaddr *sa, int salen)
 {
+        fit_fd_limit();
         if (connset_init(&D.conns, (size_t)D.cfg.max_connections) < 0)
                 fail_config("out of memory");
         D.ev_adopt = event_new(D.base, -1, 0, on_adopt, NULL);
@@ -170,6 +215,10 @@ void listen_start(const struct sockaddr *sa, int salen)
                                              sa, salen);
         if (!D.listener)
                 fail_config("cannot listen on %s: %s", D.cfg.listen, strerror(errno));
+        D.ev_accept = evtimer_new(D.base, on_accept_resume, NULL);
+        if (!D.ev_accept)
+                fail_config("out of memory");
+        evconnlistener_set_error_cb(D.listener, on_accept_error);
         D.bound = evhttp_bind_listener(D.http, D.listener);
         if (!D.bound)
                 fail_config("cannot serve on %s", D.cfg.listen);
@@ -201,4 +250,6 @@ void listen_done(void)
         }
         connset_done(&D.conns);
         event_free(D.ev_adopt);
+        if (D.ev_accept)
+                event_free(D.ev_accept);
 }

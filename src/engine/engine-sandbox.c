@@ -585,6 +585,10 @@ static int sandbox_send_spawn(Sandbox *sb, int in, int out, int err, int ctl, co
         return n < 0 ? (int)n : 0;
 }
 
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83             /* Linux 6.16 */
+#endif
+
 int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
 {
         Zyg *z = e->current;
@@ -630,6 +634,11 @@ int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
         (void)fd_nonblock(sb->err_fd, 1);
         (void)fd_nonblock(in[1], 1);
         (void)fd_nonblock(ctl[0], 1);
+        /* Fds the sandbox sent us on ctl would be closed by our read, on
+         * the loop, with the cost of their last reference (truncating 1.8
+         * GB of memfds took 166-238 ms). Linux 6.16+ refuses them to the
+         * sender (EPERM); older kernels do not know the option. */
+        (void)setsockopt(ctl[0], SOL_SOCKET, SO_PASSRIGHTS, &(int){ 0 }, sizeof(int));
         sb->ev_out = event_new(e->base, sb->out_fd, EV_READ | EV_PERSIST, sandbox_on_out, sb);
         sb->ev_err = event_new(e->base, sb->err_fd, EV_READ | EV_PERSIST, sandbox_on_out, sb);
         sb->ev_timer = evtimer_new(e->base, sandbox_on_timer, sb);

@@ -95,3 +95,43 @@ def test_slots_come_back_when_idle_connections_time_out():
         late.close()
     finally:
         assert d.stop() == 0, d.stderr_text()
+
+
+def _limited(soft, hard, *flags):
+    d = Daemon(*flags)
+    d.argv = ["prlimit", "--nofile=%d:%d" % (soft, hard), "--"] + d.argv
+    return d.start()
+
+
+def open_files_limit(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    return [int(x) for x in line.split()[3:5]]
+
+
+def test_the_fd_soft_limit_is_raised_to_the_hard_one():
+    # The default 1,024 connections and the runs' fds do not fit in the
+    # common soft limit of 1,024 (EMFILE, and an accept loop that spins).
+    d = _limited(1024, 8192)
+    try:
+        assert open_files_limit(d.pid) == [8192, 8192]
+        assert not [o for o in d.logs() if "max-connections lowered" in str(o.get("msg"))]
+    finally:
+        assert d.stop() == 0, d.stderr_text()
+
+
+def test_connections_are_fewer_when_the_hard_limit_is_low():
+    d = _limited(300, 300, "--max-concurrency", 2, "--pool-size", 0)
+    try:
+        # 64 + 16 fds for each of 4 sandboxes (2 runs, 2 more)
+        msg = [o["msg"] for o in d.logs() if "max-connections lowered" in str(o.get("msg"))]
+        assert msg == ["max-connections lowered from 1024 to 172: RLIMIT_NOFILE is 300"], msg
+        socks = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(180)]
+        try:
+            poll_until(lambda: accept_queue(d.port) == 8, 5, what="8 connections past the cap left queued")
+        finally:
+            for s in socks:
+                s.close()
+        assert d.run("print(1)").json["stdout"] == "1\n"
+    finally:
+        assert d.stop() == 0, d.stderr_text()

@@ -2,11 +2,12 @@
 (shared with test_sabotage.py, which proves the check flips when its layer
 is switched off) and requires DENIED."""
 import json
+import os
 
 import pytest
 
 import denychecks
-from conftest import run_check, run_pair
+from conftest import run, run_check, run_pair
 
 
 def assert_denied(r):
@@ -79,3 +80,21 @@ def test_no_cross_sandbox_channel():
     assert ra["ready"] <= rb["first"] and rb["last"] <= ra["done"], (ra, rb)
     assert ra["conns"] == {"unix": 0, "tcp": 0}, ra
     assert rb == dict(rb, unix=False, tcp=False, shm=False, file=False), rb
+
+
+def test_fds_sent_to_the_engine_are_refused():
+    # The engine's read() would close them on its loop, with the cost of
+    # their last reference; SO_PASSRIGHTS (Linux 6.16) refuses them at once.
+    if tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2]) < (6, 16):
+        pytest.skip("SO_PASSRIGHTS needs Linux 6.16; this kernel is %s" % os.uname().release)
+    r = run(r'''
+import errno, socket
+s = socket.socket(fileno=3)
+try:
+    socket.send_fds(s, [b"x"], [0])
+    print("sent")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+s.detach()
+''')
+    assert r.status == "success" and r.out == "EPERM\n", r
