@@ -485,7 +485,7 @@ class Target:
         self.work = None
         self.private_tmp = False
         self.tmp_fd = None
-        self.sandbox_uid = None
+        self.sandbox_uids = None        # the range of host uids of its sandboxes
         self.fault_path = None
         self.abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)   # a deny check target
         self.abstract_name = "pyrunner-soak-%d" % os.getpid()
@@ -509,10 +509,12 @@ class Target:
             self.work = tempfile.mkdtemp(prefix="soak-work-")
             os.mkdir(os.path.join(self.work, "cwd"))
         # A uid no other sandbox on this machine uses: every process of it is ours.
-        self.sandbox_uid = 200000 + self.port
+        # A uid per live sandbox (64 are plenty here), apart for each port.
+        base = 300000 + self.port * 64
+        self.sandbox_uids = range(base, base + 64)
         argv = [a.daemon, "--listen", "%s:%d" % (self.host, self.port), "--rate-limit", "0",
                 "--max-concurrency", str(max(a.concurrency + [a.chaos_concurrency])), "--max-queue", "1024",
-                "--sandbox-uid", str(self.sandbox_uid)]
+                "--sandbox-uid", str(base), "--sandbox-uids", "64"]
         if a.preload is not None:
             argv += ["--preload", a.preload]
         argv += a.daemon_arg
@@ -636,7 +638,7 @@ class Target:
         mark = "/pyrunner-%d/" % self.pid
         while True:
             # Its sandboxes: by uid, or by cgroup (one still setting up has uid 0).
-            left = [p for p in all_procs() if ruid(p) == self.sandbox_uid
+            left = [p for p in all_procs() if ruid(p) in self.sandbox_uids
                     or mark in (read("/proc/%d/cgroup" % p) or "")]
             roots = cgroup_roots(self.pid)
             if (not left and not roots) or time.monotonic() > deadline:
@@ -734,11 +736,11 @@ def strays(t, procs, tree):
     """Processes of the sandbox uid outside the daemon's tree. Our daemon's
     uid is its own; a daemon given by --url may share its uid with other
     pyrunner daemons and CLIs, so then only orphans count."""
-    if t.sandbox_uid is None:
+    if t.sandbox_uids is None:
         return []
     out = []
     for p in procs:
-        if p in tree.desc or ruid(p) != t.sandbox_uid:
+        if p in tree.desc or ruid(p) not in t.sandbox_uids:
             continue
         if not t.own:
             up = procs[p][0]
@@ -1049,9 +1051,13 @@ class Soak:
         t = self.t
         t.cg_roots = cgroup_roots(t.pid)
         wait_pool(t)
-        if t.sandbox_uid is None:
+        if t.sandbox_uids is None:
+            # A daemon of its own (--url): the default range, if its
+            # sandboxes are in it, else only the one uid seen.
             tree = Tree(t.pid)
-            t.sandbox_uid = ruid(tree.pid2s[0]) if tree.pid2s else None
+            uid = ruid(tree.pid2s[0]) if tree.pid2s else None
+            if uid is not None:
+                t.sandbox_uids = range(101000, 102024) if 101000 <= uid < 102024 else range(uid, uid + 1)
         return State(t)
 
     def programs(self):

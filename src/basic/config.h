@@ -31,7 +31,8 @@ typedef struct PyrConfig {
         int64_t queue_timeout_ms;    /* deadline for a run to get a sandbox */
         int64_t start_timeout_ms;    /* deadline for its sandbox to start */
         int64_t kill_grace_ms;       /* after the timeout's kill, to be seen gone */
-        int64_t sandbox_uid;         /* host uid/gid the sandbox user maps to */
+        int64_t sandbox_uid;         /* first host uid/gid a sandbox user maps to */
+        int64_t sandbox_uids;        /* how many, from sandbox_uid on */
         int64_t zygote_start_timeout_s; /* a zygote not ready by then is killed */
         char preload[256];           /* comma-separated modules the zygote imports */
         char cache_dir[256];         /* built-once caches; empty: the default for our uid */

@@ -72,6 +72,7 @@ struct Sandbox {
         uint64_t exit_cpu_us;        /* pid 2's rusage, when there is no cgroup */
         Cgroup cg;
         bool has_cg;
+        int32_t uid_slot;            /* its host uid is sandbox-uid + this; -1: none */
         int64_t cur_memory_mb;
         usec_t dying_since;
         unsigned rmdir_tries;
@@ -138,6 +139,8 @@ struct Engine {
         Zyg *spare;                  /* started and waiting, or NULL */
         bool swap_wanted;            /* the spare takes over once ready */
         struct SandboxList sandboxes, idle, dead;
+        uint8_t *uid_used;           /* by slot, sandbox-uids of them (as root) */
+        uint32_t uid_next;           /* where the search for a free one starts */
         struct JobList jobs, queued, completed;
         unsigned n_idle, n_running;
         uint64_t next_id;

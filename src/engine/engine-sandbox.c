@@ -93,6 +93,30 @@ void sandbox_let_go(Sandbox *sb)
         sandbox_set_timer(sb, DYING_AT_MOST_MS);
 }
 
+static bool sandbox_gone(const Sandbox *sb);
+
+/* A free host uid slot, taken in turn (not the lowest), so that one just
+ * given back is the last to be used again. -1 if none. */
+static int32_t uid_slot_take(Engine *e)
+{
+        uint32_t n = (uint32_t)e->cfg.sandbox_uids;
+        for (uint32_t k = 0; k < n; k++) {
+                uint32_t i = (e->uid_next + k) % n;
+                if (!e->uid_used[i]) {
+                        e->uid_used[i] = 1;
+                        e->uid_next = (i + 1) % n;
+                        return (int32_t)i;
+                }
+        }
+        return -1;
+}
+
+static void uid_slot_give_back(Engine *e, int32_t slot)
+{
+        if (slot >= 0 && e->uid_used)
+                e->uid_used[slot] = 0;
+}
+
 /* Releases everything a sandbox holds. The struct itself waits on e->dead
  * for ev_reap, so that no caller up the stack is left with a freed pointer
  * (sandbox_check may get here from deep inside a job's ending). */
@@ -100,6 +124,7 @@ void sandbox_free(Sandbox *sb)
 {
         Engine *e = sb->e;
         assert_se(!sb->job && !sb->freed);
+        bool gone = sandbox_gone(sb);
         if (sb->state == SB_IDLE)
                 pool_remove_idle(sb);
         sb->freed = true;
@@ -130,6 +155,11 @@ void sandbox_free(Sandbox *sb)
                         sb->cg.dirfd[i] = safe_close(sb->cg.dirfd[i]);
         }
         sb->has_cg = false;
+        /* Its uid is free again only once none of its processes can hold a
+         * per-user count: else it stays taken (the janitor kills those). */
+        if (gone)
+                uid_slot_give_back(e, sb->uid_slot);
+        sb->uid_slot = -1;
         if (sb->zyg)
                 zyg_unref(TAKE_PTR(sb->zyg));
         if (!e->freeing)
@@ -566,6 +596,7 @@ static int sandbox_send_spawn(Sandbox *sb, int in, int out, int err, int ctl, co
                 .n_cgroup_fds = (uint32_t)n_cg,
                 .id = sb->id,
                 .layers = e->opts.layers,
+                .uid_slot = sb->uid_slot < 0 ? 0 : (uint32_t)sb->uid_slot,
                 .limits = {
                         .tmpfs_bytes = (uint64_t)e->cfg.tmpfs_mb << 20,
                         .tmpfs_inodes = (uint64_t)e->cfg.tmpfs_inodes,
@@ -602,10 +633,19 @@ int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
         if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
                 return -errno;
+        int32_t slot = -1;
+        if (e->uid_used) {
+                slot = uid_slot_take(e);
+                if (slot < 0)
+                        return -EAGAIN; /* every uid is live or still tearing down */
+        }
         Sandbox *sb = calloc(1, sizeof(*sb));
-        if (!sb)
+        if (!sb) {
+                uid_slot_give_back(e, slot);
                 return -ENOMEM;
+        }
         sb->e = e;
+        sb->uid_slot = slot;
         sb->id = ++e->next_id;
         sb->state = SB_SPAWNING;
         sb->out_fd = sb->err_fd = sb->init_pidfd = -1;

@@ -451,7 +451,7 @@ static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
         _cleanup_close_pair_ int sp[2] = { -1, -1 };
         posix_spawn_file_actions_t fa;
         pid_t pid;
-        char fdarg[16], uidarg[24], spawned[96];
+        char fdarg[16], uidarg[24], uidsarg[24], spawned[96];
         int r;
 
 
@@ -459,7 +459,8 @@ static int zyg_spawn(Engine *e, pid_t *ret_pid, int *ret_sock)
                 return -errno;
         snprintf(fdarg, sizeof(fdarg), "%d", ZYG_CTL_FD);
         snprintf(uidarg, sizeof(uidarg), "%lld", (long long)e->cfg.sandbox_uid);
-        char *argv[] = { "pyrunner-zygote", fdarg, e->cfg.preload, uidarg, NULL };
+        snprintf(uidsarg, sizeof(uidsarg), "%lld", (long long)e->cfg.sandbox_uids);
+        char *argv[] = { "pyrunner-zygote", fdarg, e->cfg.preload, uidarg, uidsarg, NULL };
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);

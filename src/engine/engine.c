@@ -250,6 +250,15 @@ int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOption
                 free(e);
                 return r;
         }
+        /* As root each live sandbox has a host uid of its own; unprivileged,
+         * all are the caller. */
+        if (geteuid() == 0) {
+                e->uid_used = calloc((size_t)cfg->sandbox_uids, 1);
+                if (!e->uid_used) {
+                        free(e);
+                        return -ENOMEM;
+                }
+        }
         if (opts->no_cgroups) {
                 snprintf(e->cgroot.why, sizeof(e->cgroot.why), "disabled");
         } else {
@@ -334,6 +343,7 @@ void engine_free(Engine *e)
         Zyg *z;
         while ((z = TAILQ_FIRST(&e->zygs)))
                 zyg_free(z);
+        free(e->uid_used);
         if (e->ev_restart)
                 event_free(e->ev_restart);
         if (e->ev_complete)

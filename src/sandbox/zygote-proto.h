@@ -54,7 +54,7 @@ typedef struct ZygSpawn {
         uint32_t n_cgroup_fds;       /* trailing fds after the 4 stdio/ctl ones */
         uint64_t id;
         uint32_t layers;
-        uint32_t reserved;
+        uint32_t uid_slot;           /* host uid = sandbox-uid + uid_slot (as root) */
         ZygLimits limits;
 } ZygSpawn;                          /* fds: stdin, stdout, stderr, ctl, cgroup.procs... */
 

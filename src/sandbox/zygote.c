@@ -45,7 +45,7 @@ typedef struct Zygote {
         pid_t pid, factory_pid;
         const char *test_spawned;    /* test-only: "drop", "forge" or "delay:MS" */
         bool privileged;
-        uint32_t host_uid, host_gid;
+        uint32_t host_uid, uid_count;  /* the sandbox users' host uids (= gids) */
         SeccompProgram user_filter, init_filter;
         PyObject *runner_main;
         struct { pid_t pid; uint64_t id; } kids[MAX_CHILDREN];
@@ -388,7 +388,12 @@ static void handle_spawn(const ZygSpawn *req, int *fds, size_t n_fds)
                 goto reply;
         }
 
-        FactoryRequest freq = { .host_uid = Z.host_uid, .host_gid = Z.host_gid, .unprivileged = !Z.privileged };
+        if (Z.privileged && req->uid_slot >= Z.uid_count) {
+                rep.error = -EINVAL;
+                goto reply;
+        }
+        uint32_t uid = Z.privileged ? Z.host_uid + req->uid_slot : 0;
+        FactoryRequest freq = { .host_uid = uid, .host_gid = uid, .unprivileged = !Z.privileged };
         FactoryReply frep;
         int ffds[2];
         size_t nff = 0;
@@ -510,13 +515,13 @@ int main(int argc, char **argv)
         int r;
 
         Z.sock = -1;
-        if (argc != 4)
+        if (argc != 5)
                 return 2;
         Z.sock = atoi(argv[1]);
         Z.pid = getpid();
         Z.privileged = geteuid() == 0;
         Z.host_uid = Z.privileged ? (uint32_t)strtoul(argv[3], NULL, 10) : 0;
-        Z.host_gid = Z.host_uid;
+        Z.uid_count = (uint32_t)strtoul(argv[4], NULL, 10);
         if (fcntl(Z.sock, F_GETFD) < 0)
                 return 2;
         prctl(PR_SET_PDEATHSIG, SIGKILL);

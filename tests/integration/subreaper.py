@@ -91,7 +91,7 @@ def run_program(argv, sig):
 def run_zygote(path, uid):
     engine, zygote = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with tempfile.TemporaryFile() as err:
-        p = subprocess.Popen([path, str(zygote.fileno()), "", uid], stdin=subprocess.DEVNULL,
+        p = subprocess.Popen([path, str(zygote.fileno()), "", uid, "1"], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=err, pass_fds=[zygote.fileno()],
                              env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         zygote.close()
