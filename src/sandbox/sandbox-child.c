@@ -123,6 +123,10 @@ static int setup_root(const ZygLimits *l, SandboxError *err)
                 CHECK(bind_ro("/etc/ld.so.cache", "etc/ld.so.cache", false), "bind ld.so.cache");
         if (access("/etc/alternatives", F_OK) == 0)
                 CHECK(bind_ro("/etc/alternatives", "etc/alternatives", true), "bind alternatives");
+        /* Debian's matplotlib reads its defaults only from there: without
+         * it, an import that the zygote did not preload fails. */
+        if (access("/etc/matplotlibrc", F_OK) == 0)
+                CHECK(bind_ro("/etc/matplotlibrc", "etc/matplotlibrc", false), "bind matplotlibrc");
         char tz[256];
         ssize_t n = readlink("/etc/localtime", tz, sizeof(tz) - 1);
         if (n > 0) {

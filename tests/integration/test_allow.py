@@ -178,3 +178,11 @@ except OSError as e:
     print("nowait:", e.strerror)
 '''))
     assert out == "6 b'abcdef'\n2 b'XYcd'\nb'data'\nnowait: Operation not supported\n", out
+
+
+def test_matplotlib_imports_without_the_preload():
+    # Debian's matplotlib reads its defaults only from /etc/matplotlibrc:
+    # without it in the sandbox, an import the zygote had not done failed.
+    out = ok(run("import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig('a.png')\n"
+                 "import os\nprint(os.path.getsize('a.png') > 1000)\n", "--preload", ""))
+    assert out == "True\n"
