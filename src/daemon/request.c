@@ -10,8 +10,8 @@
 #include <strings.h>
 #include <sys/queue.h>
 
-#include "macro.h"
 #include "json-util.h"
+#include "macro.h"
 #include "request.h"
 #include "result.h"
 

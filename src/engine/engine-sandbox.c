@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "engine-internal.h"
-#include "json-util.h"
 #include "fd-util.h"
 #include "frame.h"
+#include "json-util.h"
 #include "macro.h"
 #include "zygote-proto.h"
 

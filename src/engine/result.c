@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "macro.h"
 #include "json-util.h"
+#include "macro.h"
 #include "result.h"
 
 static const char *const status_names[_RUN_STATUS_MAX] = {
