@@ -170,48 +170,44 @@ static int build_user(scmp_filter_ctx ctx)
         return add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 0, NULL);
 }
 
-/* The second user filter: default allow, EPERM for argument values. The
- * kernel reads both as 32-bit, so compare the low 32 bits only. */
-static int build_args(scmp_filter_ctx ctx)
-{
+/* The second user filter: default allow, an errno for argument values.
+ * The kernel reads ioctl's, fcntl's, fadvise's and madvise's as 32-bit,
+ * so only their low 32 bits are compared. */
+typedef struct ArgRule {
+        const char *name;
+        unsigned arg;
+        uint64_t mask, value;
+        int err;
+} ArgRule;
+
+#define LOW32 0xffffffffu
+static const ArgRule arg_rules[] = {
         /* No terminal input injection or line-discipline games. */
-        static const uint64_t bad_ioctls[] = { TIOCSTI, TIOCLINUX, TIOCSETD };
+        { "ioctl", 1, LOW32, TIOCSTI, EPERM },
+        { "ioctl", 1, LOW32, TIOCLINUX, EPERM },
+        { "ioctl", 1, LOW32, TIOCSETD, EPERM },
         /* Leases and dnotify reach other sandboxes through shared inodes. */
-        static const uint64_t bad_fcntls[] = { F_SETLEASE, F_NOTIFY };
+        { "fcntl", 1, LOW32, F_SETLEASE, EPERM },
+        { "fcntl", 1, LOW32, F_NOTIFY, EPERM },
         /* The host's page cache is shared: evicting pages of files we may
          * only read, or asking whether they are cached, shows what other
          * runs read and passes bits between runs. */
-        static const uint64_t bad_madvise[] = { MADV_COLD, MADV_PAGEOUT };
-        static const char *const nowait_calls[] = { "preadv2", "pwritev2" };
-        int r;
-
-        for (size_t i = 0; i < ELEMENTSOF(bad_ioctls); i++) {
-                struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_ioctls[i]);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &a);
-                if (r < 0)
-                        return r;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(bad_fcntls); i++) {
-                struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_fcntls[i]);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, &a);
-                if (r < 0)
-                        return r;
-        }
-        struct scmp_arg_cmp dontneed = SCMP_A3(SCMP_CMP_MASKED_EQ, 0xffffffffu, POSIX_FADV_DONTNEED);
-        r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fadvise64", 1, &dontneed);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(bad_madvise); i++) {
-                struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffu, bad_madvise[i]);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "madvise", 1, &a);
-                if (r < 0)
-                        return r;
-        }
+        { "fadvise64", 3, LOW32, POSIX_FADV_DONTNEED, EPERM },
+        { "madvise", 2, LOW32, MADV_COLD, EPERM },
+        { "madvise", 2, LOW32, MADV_PAGEOUT, EPERM },
         /* EOPNOTSUPP is what a file without RWF_NOWAIT support answers,
          * so callers fall back to a plain read. */
-        for (size_t i = 0; i < ELEMENTSOF(nowait_calls); i++) {
-                struct scmp_arg_cmp a = SCMP_A5(SCMP_CMP_MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT);
-                r = add_rule(ctx, SCMP_ACT_ERRNO(EOPNOTSUPP), nowait_calls[i], 1, &a);
+        { "preadv2", 5, RWF_NOWAIT, RWF_NOWAIT, EOPNOTSUPP },
+        { "pwritev2", 5, RWF_NOWAIT, RWF_NOWAIT, EOPNOTSUPP },
+};
+
+static int build_args(scmp_filter_ctx ctx)
+{
+        for (size_t i = 0; i < ELEMENTSOF(arg_rules); i++) {
+                const ArgRule *ar = &arg_rules[i];
+                struct scmp_arg_cmp a = { .arg = ar->arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = ar->mask,
+                                          .datum_b = ar->value };
+                int r = add_rule(ctx, SCMP_ACT_ERRNO((uint32_t)ar->err), ar->name, 1, &a);
                 if (r < 0)
                         return r;
         }

@@ -409,12 +409,17 @@ def nspid(pid):
     return []
 
 
-def rss_kb(pid):
+def status_kb(pid, field):
+    """A kB figure of /proc/PID/status: VmRSS, VmHWM..."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return status_kb(pid, "VmRSS")
 
 
 def poll_until(pred, timeout, interval=0.02, what="condition"):

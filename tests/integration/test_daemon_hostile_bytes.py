@@ -5,15 +5,11 @@ import json
 
 import pytest
 
-from daemon_helpers import Daemon, http_request
+from daemon_helpers import Daemon, http_request, status_kb
 
 
 def hwm_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    return status_kb(pid, "VmHWM")
 
 
 # User code shares pid 2 with runner.py, so it can write its own result
