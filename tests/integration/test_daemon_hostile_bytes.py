@@ -35,7 +35,7 @@ def test_result_of_millions_of_empty_objects_builds_no_tree(daemon):
     # daemon from 353 MB to 1.35 GB, and stalled its loop 2-3 s.
     before = hwm_kb(daemon.pid)
     n = ((16 << 20) - 200) // 3
-    r = daemon.run(FORGED_RESULT % ('b"[" + b",".join([b"{}"] * %d) + b"]"' % n), timeout=30)
+    r = daemon.run(FORGED_RESULT % ('b"[" + b"{}," * %d + b"{}]"' % (n - 1)), timeout=30)
     body = r.json
     assert r.status == 200 and body["status"] == "error", body
     assert "beyond the values limits" in body["error"], body
