@@ -169,9 +169,7 @@ void reply_text(Req *r, int code, char *text, size_t len, json_t *log_extra)
                 len = text ? strlen(text) : 0;
         }
         /* By reference: a result may be max-result-bytes long. */
-        if (b && text && evbuffer_add_reference(b, text, len, free_text, NULL) < 0)
-                free(text);
-        else if (!b)
+        if (!b || !text || evbuffer_add_reference(b, text, len, free_text, NULL) < 0)
                 free(text);
         if (b)
                 evbuffer_add(b, "\n", 1);
