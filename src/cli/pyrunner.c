@@ -423,7 +423,7 @@ int main(int argc, char **argv)
 
         parse_args(argc, argv, &c, &cfg, &opts);
 
-        c.base = event_base_new();
+        c.base = engine_base_new();
         c.ev_idle = event_new(c.base, -1, EV_PERSIST, on_idle_check, &c);
         struct event *ev_term = evsignal_new(c.base, SIGTERM, on_signal, &c);
         struct event *ev_int = evsignal_new(c.base, SIGINT, on_signal, &c);

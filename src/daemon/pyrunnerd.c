@@ -430,7 +430,7 @@ int main(int argc, char **argv)
         TAILQ_INIT(&D.queue);
         TAILQ_INIT(&D.all);
         ratelimit_init(&D.rl, (double)D.cfg.rate_limit, (double)D.cfg.rate_burst);
-        D.base = event_base_new();
+        D.base = engine_base_new();
         if (!D.base)
                 fail_config("out of memory");
         start_engine();

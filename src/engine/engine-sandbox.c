@@ -214,7 +214,7 @@ void sandbox_check(Sandbox *sb)
                 /* Without a cgroup, only a SPAWNED still in flight brings
                  * a handle to kill the sandbox by. */
                 bool wait = (!sb->spawned && !zyg_gone(sb) && !sb->has_cg) || !sandbox_gone(sb);
-                /* The timer counts from the loop's cached, coarse time, so
+                /* The timer counts from the loop's cached time, so
                  * it may fire a little before this clock says: again. */
                 if (wait) {
                         if (!evtimer_pending(sb->ev_timer, NULL))

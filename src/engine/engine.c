@@ -223,6 +223,17 @@ void engine_open_cache(Engine *e)
                 snprintf(e->cache, sizeof(e->cache), "%s", path);
 }
 
+struct event_base *engine_base_new(void)
+{
+        struct event_config *cfg = event_config_new();
+        if (!cfg)
+                return NULL;
+        (void)event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+        struct event_base *base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        return base;
+}
+
 int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOptions *opts, Engine **ret)
 {
         Engine *e = calloc(1, sizeof(*e));

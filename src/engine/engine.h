@@ -56,6 +56,10 @@ typedef struct EngineStats {
         unsigned active, idle, queued;
 } EngineStats;
 
+/* A loop for the engine: its timers read the precise monotonic clock. The
+ * coarse one that libevent uses by default ticks every jiffy (4 ms), so a
+ * deadline could fire up to a tick before its time. NULL without memory. */
+struct event_base *engine_base_new(void);
 int engine_new(struct event_base *base, const PyrConfig *cfg, const EngineOptions *opts, Engine **ret);
 /* Kills everything. Runs still pending are dropped without their done
  * callbacks, as no callback runs inside an engine call: to answer them,

@@ -674,7 +674,7 @@ static int h_setup_pool(void **state, int64_t pool_size)
         Harness *h = calloc(1, sizeof(*h));
         assert_non_null(h);
         *state = h;
-        h->base = event_base_new();
+        h->base = engine_base_new();
         assert_non_null(h->base);
         h->ev_bound = evtimer_new(h->base, on_bound, h);
         config_init_defaults(&h->cfg);
@@ -1308,6 +1308,49 @@ static void test_pool(void **state)
         assert_int_equal(h_stats(h).runs_finished, 1);
 }
 
+static int64_t mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static void on_timer_check(evutil_socket_t fd, short what, void *arg)
+{
+        int64_t *due = arg;
+        *due = mono_ns() - *due;
+}
+
+/* A deadline never fires before its time by the clock the tests use (the
+ * coarse clock fired start-timeout 2 ms early, test_deadlines.py). */
+static void test_timers_not_early(void **state)
+{
+        struct event_base *base = engine_base_new();
+        assert_non_null(base);
+        int64_t late = 1;
+        struct event *ev = evtimer_new(base, on_timer_check, &late);
+        /* Other events wake the loop meanwhile, as in the daemon: each
+         * wake-up compares the deadline with the loop's clock. */
+        struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+        event_add(tick, &(struct timeval){ 0, 200 });
+        for (int i = 0; i < 100; i++) {
+                struct timeval tv = { 0, 1000 + i * 37 };
+                late = mono_ns() + tv.tv_usec * 1000;
+                (void)event_base_update_cache_time(base);
+                evtimer_add(ev, &tv);
+                while (evtimer_pending(ev, NULL))
+                        event_base_loop(base, EVLOOP_ONCE);
+                assert_true(late >= 0);
+        }
+        event_free(tick);
+        event_free(ev);
+        event_base_free(base);
+}
+
 int main(int argc, char **argv)
 {
         if (argc == 2 && !strcmp(argv[1], "--fake"))
@@ -1344,6 +1387,7 @@ int main(int argc, char **argv)
                 T(test_kill_grace),
                 T(test_dying_bounded),
                 cmocka_unit_test_setup_teardown(test_pool, setup_pool2, teardown),
+                cmocka_unit_test(test_timers_not_early),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
