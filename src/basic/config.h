@@ -34,6 +34,11 @@ typedef struct PyrConfig {
         int64_t sandbox_uid;         /* first host uid/gid a sandbox user maps to */
         int64_t sandbox_uids;        /* how many, from sandbox_uid on */
         int64_t zygote_start_timeout_s; /* a zygote not ready by then is killed */
+        int64_t max_outputs;         /* display items (plots) a run keeps */
+        int64_t max_outputs_bytes;   /* their total size */
+        int64_t max_files;           /* files a run is given, or returns */
+        int64_t max_file_bytes;      /* one file's size, returned */
+        int64_t max_files_bytes;     /* their total size, each way */
         char preload[256];           /* comma-separated modules the zygote imports */
         char cache_dir[256];         /* built-once caches; empty: the default for our uid */
         /* pyrunnerd */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,4 +92,35 @@ char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
         if (ret_len)
                 *ret_len = o;
         return out;
+}
+
+long long base64_decoded_size(const char *s, size_t len)
+{
+        if (len % 4)
+                return -EBADMSG;
+        size_t pad = len > 0 && s[len - 1] == '=' ? 1 + (len > 1 && s[len - 2] == '=') : 0;
+        for (size_t i = 0; i < len - pad; i++) {
+                unsigned char c = (unsigned char)s[i];
+                bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                          c == '+' || c == '/';
+                if (!ok)
+                        return -EBADMSG;
+        }
+        return (long long)(len / 4 * 3 - pad);
+}
+
+bool rel_path_ok(const char *s, size_t len)
+{
+        if (len == 0 || len > 4095 || memchr(s, '\0', len))
+                return false;
+        for (size_t i = 0; i <= len;) {
+                const char *slash = memchr(s + i, '/', len - i);
+                size_t n = (slash ? (size_t)(slash - s) : len) - i;
+                if (n == 0 || n > 255 || (n == 1 && s[i] == '.') || (n == 2 && s[i] == '.' && s[i + 1] == '.'))
+                        return false;
+                i += n + 1;
+                if (!slash)
+                        break;
+        }
+        return true;
 }

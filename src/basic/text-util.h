@@ -17,3 +17,10 @@ bool utf8_valid(const char *s, size_t len);
 /* Copies at most len bytes of s into a fresh NUL-terminated string with
  * every invalid UTF-8 sequence replaced by U+FFFD. */
 char *utf8_sanitize(const char *s, size_t len, size_t *ret_len);
+
+/* The size of what base64 text s[0..len) decodes to (RFC 4648, padded,
+ * no line breaks), or -EBADMSG. */
+long long base64_decoded_size(const char *s, size_t len);
+/* A path below a working directory: relative, components of 1..255 bytes
+ * that are not "." or "..", no empty ones, no NUL, at most 4095 bytes. */
+bool rel_path_ok(const char *s, size_t len);

@@ -105,6 +105,8 @@ void request_limits_from_config(const PyrConfig *c, RequestLimits *ret)
                 .max_body_bytes = c->max_body_bytes,
                 .max_code_bytes = c->max_code_bytes,
                 .max_stdin_bytes = c->max_stdin_bytes,
+                .max_files = c->max_files,
+                .max_files_bytes = c->max_files_bytes,
         };
 }
 
@@ -192,7 +194,7 @@ int request_parse(const char *data, size_t len, const RequestLimits *lim, bool i
                 return fail(e, 400, NULL, "the body must be a JSON object");
         json_object_foreach(body, key, v)
                 if (strcmp(key, "code") && strcmp(key, "timeout") && strcmp(key, "memory_limit") &&
-                    (invoke || strcmp(key, "stdin")))
+                    (invoke || (strcmp(key, "stdin") && strcmp(key, "files") && strcmp(key, "return_files"))))
                         return fail_field(e, key, "extra_forbidden", "unknown field '%.*s'", utf8_prefix(key, 100),
                                           key);
 
@@ -225,6 +227,18 @@ int request_parse(const char *data, size_t len, const RequestLimits *lim, bool i
         if (in_len > (size_t)lim->max_stdin_bytes)
                 return fail_field(e, "stdin", "value_error", "stdin is too large");
 
+        const char *field, *why;
+        json_t *files = json_object_get(body, "files");
+        if (json_is_null(files))
+                files = NULL;
+        if (files && run_files_check(files, lim->max_files, lim->max_files_bytes, &field, &why) < 0)
+                return fail_field(e, field, "value_error", "%s", why);
+        json_t *rf = json_object_get(body, "return_files");
+        if (json_is_null(rf) || json_is_false(rf))
+                rf = NULL;
+        if (rf && run_return_files_check(rf, &why) < 0)
+                return fail_field(e, "return_files", "value_error", "%s", why);
+
         _cleanup_free_ char *c = strndup(json_string_value(code), code_len);
         _cleanup_free_ char *s = in_len ? malloc(in_len) : NULL;
         if (!c || (in_len && !s))
@@ -235,6 +249,7 @@ int request_parse(const char *data, size_t len, const RequestLimits *lim, bool i
                 .code = TAKE_PTR(c), .code_len = code_len,
                 .stdin_data = TAKE_PTR(s), .stdin_len = in_len,
                 .timeout_ms = timeout * 1000, .memory_mb = memory,
+                .files = json_incref(files), .return_files = json_incref(rf),
         };
         return 0;
 }
@@ -243,6 +258,8 @@ void request_clear(RunRequest *rr)
 {
         free((char *)rr->code);
         free((char *)rr->stdin_data);
+        json_decref(rr->files);
+        json_decref(rr->return_files);
         *rr = (RunRequest){ 0 };
 }
 

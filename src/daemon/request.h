@@ -17,6 +17,7 @@ typedef struct RequestLimits {
         int64_t timeout_default_s, timeout_max_s;
         int64_t memory_default_mb, memory_min_mb, memory_max_mb;
         int64_t max_body_bytes, max_code_bytes, max_stdin_bytes;
+        int64_t max_files, max_files_bytes;
 } RequestLimits;
 
 typedef struct HttpError {
@@ -31,8 +32,9 @@ typedef struct HttpError {
 void request_limits_from_config(const PyrConfig *c, RequestLimits *ret);
 /* application/json, with or without parameters. */
 bool request_is_json(const char *content_type);
-/* Parses body into ret (code and stdin_data are allocated; free them with
- * request_clear). invoke: the executor route, which has no stdin. On a
+/* Parses body into ret (code and stdin_data are allocated, files and
+ * return_files referenced; free them with request_clear). invoke: the
+ * executor route, which has no stdin nor files. On a
  * client error returns -EINVAL with *reterr filled; -ENOMEM too sets
  * *reterr (500). */
 int request_parse(const char *body, size_t len, const RequestLimits *limits, bool invoke, RunRequest *ret,

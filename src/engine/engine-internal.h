@@ -92,6 +92,8 @@ struct Job {
         Sandbox *sb;
         char *code, *stdin_data;
         size_t code_len, stdin_len;
+        json_t *files_in;            /* the request's files, checked; or NULL */
+        json_t *return_files;        /* true or [glob...]; NULL: none wanted */
         int64_t timeout_ms, memory_mb;
         run_done_fn done;
         void *userdata;
@@ -109,6 +111,11 @@ struct Job {
         char *value;                 /* the result's value text, checked */
         size_t value_len;
         char *message, *result_repr;
+        /* Display items and returned files, as the JSON array texts of
+         * RunResult (without their brackets), within the caps. */
+        struct evbuffer *outputs, *files, *files_skipped;
+        size_t n_outputs, outputs_bytes, n_files, files_bytes, n_skipped;
+        bool outputs_trunc;
         RunResult res;               /* built when DONE */
         TAILQ_ENTRY(Job) link;       /* e->jobs */
         TAILQ_ENTRY(Job) qlink;      /* e->queued or e->completed */
@@ -204,6 +211,12 @@ void job_requeue(Job *j);
 void job_fail(Job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void job_append_output(Job *j, bool is_err, const char *buf, size_t n);
 void job_handle_result(Job *j, json_t *m);
+/* An "output" frame's bundle text (a JSON object); -EBADMSG if it is not
+ * one, within bounds. Over the caps it is dropped and outputs_truncated set. */
+int job_add_output(Job *j, const char *bundle, size_t len);
+/* A "file" frame: its header m, and its content in base64 (len 0 when
+ * skipped). -EBADMSG when malformed. Over the caps it is listed as skipped. */
+int job_add_file(Job *j, json_t *m, const char *b64, size_t len);
 void job_free(Job *j);
 void job_set_deadline(Job *j, int64_t ms);
 

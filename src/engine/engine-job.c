@@ -11,7 +11,9 @@
 #include <sys/resource.h>
 
 #include "engine-internal.h"
+#include "json-util.h"
 #include "macro.h"
+#include "text-util.h"
 #include "zygote-proto.h"
 
 static void job_on_deadline(evutil_socket_t fd, short what, void *arg);
@@ -39,6 +41,14 @@ void job_free(Job *j)
         free(j->result_repr);
         free(j->value);
         json_decref(j->error_info);
+        json_decref(j->files_in);
+        json_decref(j->return_files);
+        if (j->outputs)
+                evbuffer_free(j->outputs);
+        if (j->files)
+                evbuffer_free(j->files);
+        if (j->files_skipped)
+                evbuffer_free(j->files_skipped);
         run_result_clear(&j->res);
         free(j);
 }
@@ -107,6 +117,118 @@ void job_handle_result(Job *j, json_t *m)
                 j->result_repr = strndup(json_string_value(rr), json_string_length(rr));
 }
 
+/* A display bundle: MIME types to text, or to JSON for application/json. */
+static const JsonLimits bundle_limits = { .max_depth = 64, .max_containers = 100000, .max_values = 1000000 };
+
+static int buf_add_item(struct evbuffer **buf, size_t n_before, const char *s, size_t len)
+{
+        if (!*buf && !(*buf = evbuffer_new()))
+                return -ENOMEM;
+        if ((n_before > 0 && evbuffer_add(*buf, ",", 1) < 0) || evbuffer_add(*buf, s, len) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int job_add_output(Job *j, const char *bundle, size_t len)
+{
+        const PyrConfig *c = &j->e->cfg;
+        if (len == 0 || bundle[0] != '{' || json_check(bundle, len, &bundle_limits) < 0)
+                return -EBADMSG;
+        /* An empty one says the runner stopped at the cap. */
+        if (j->n_outputs >= (size_t)c->max_outputs || (len == 2 && bundle[1] == '}') ||
+            j->outputs_bytes + len > (size_t)c->max_outputs_bytes) {
+                j->outputs_trunc = true;
+                return 0;
+        }
+        if (buf_add_item(&j->outputs, j->n_outputs, "{\"data\":", 8) < 0 ||
+            evbuffer_add(j->outputs, bundle, len) < 0 || evbuffer_add(j->outputs, "}", 1) < 0) {
+                j->outputs_trunc = true;
+                return 0;
+        }
+        j->n_outputs++;
+        j->outputs_bytes += len;
+        return 0;
+}
+
+/* What the runner may say it left out, and why (docs/API.md). */
+static const char *const skip_reasons[] = {
+        "not_regular", "unreadable", "file_too_large", "too_many_files", "files_too_large",
+};
+
+static int job_skip_file(Job *j, json_t *path, long long size, const char *reason)
+{
+        _cleanup_free_ char *item = NULL;
+        json_t *o = json_pack("{s:O, s:I, s:s}", "path", path, "size", (json_int_t)size, "reason", reason);
+        item = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (!item || buf_add_item(&j->files_skipped, j->n_skipped, item, strlen(item)) < 0)
+                return -ENOMEM;
+        j->n_skipped++;
+        return 0;
+}
+
+int job_add_file(Job *j, json_t *m, const char *b64, size_t len)
+{
+        const PyrConfig *c = &j->e->cfg;
+        json_t *path = json_object_get(m, "path");
+        json_t *size = json_object_get(m, "size");
+        json_t *skipped = json_object_get(m, "skipped");
+        const char *why = NULL;
+
+        if (!json_is_string(path) || !rel_path_ok(json_string_value(path), json_string_length(path)) ||
+            !json_is_integer(size) || json_integer_value(size) < 0)
+                return -EBADMSG;
+        long long n = json_integer_value(size);
+        if (!j->return_files)
+                return -EBADMSG;
+        if (skipped) {
+                for (size_t i = 0; i < ELEMENTSOF(skip_reasons) && !why; i++)
+                        if (json_is_string(skipped) && !strcmp(json_string_value(skipped), skip_reasons[i]))
+                                why = skip_reasons[i];
+                if (!why || len > 0)
+                        return -EBADMSG;
+                return job_skip_file(j, path, n, why);
+        }
+        if (base64_decoded_size(b64, len) != n)
+                return -EBADMSG;
+        if (j->n_files >= (size_t)c->max_files)
+                why = "too_many_files";
+        else if (n > c->max_file_bytes)
+                why = "file_too_large";
+        else if (j->files_bytes + (size_t)n > (size_t)c->max_files_bytes)
+                why = "files_too_large";
+        if (why)
+                return job_skip_file(j, path, n, why);
+        json_t *o = json_pack("{s:O, s:I, s:s}", "path", path, "size", (json_int_t)n, "encoding", "base64");
+        _cleanup_free_ char *head = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (!head)
+                return -ENOMEM;
+        /* head ends with its '}': the content goes before it, as it is. */
+        size_t hl = strlen(head) - 1;
+        if (buf_add_item(&j->files, j->n_files, head, hl) < 0 ||
+            evbuffer_add(j->files, ",\"content\":\"", 12) < 0 || evbuffer_add(j->files, b64, len) < 0 ||
+            evbuffer_add(j->files, "\"}", 2) < 0)
+                return -ENOMEM;
+        j->n_files++;
+        j->files_bytes += (size_t)n;
+        return 0;
+}
+
+/* "[" what buf holds "]", NUL-terminated, or NULL when empty. */
+static char *buf_to_array(struct evbuffer *buf, size_t *ret_len)
+{
+        size_t n = buf ? evbuffer_get_length(buf) : 0;
+        char *s = n ? malloc(n + 3) : NULL;
+        if (!s)
+                return NULL;
+        s[0] = '[';
+        evbuffer_remove(buf, s + 1, n);
+        memcpy(s + 1 + n, "]", 2);
+        *ret_len = n + 2;
+        return s;
+}
+
 void job_start(Job *j)
 {
         Engine *e = j->e;
@@ -129,7 +251,16 @@ void job_start(Job *j)
                 bufferevent_free(sb->in);
                 sb->in = NULL;
         }
-        json_t *msg = json_pack("{s:s, s:s%}", "type", "run", "code", j->code, j->code_len);
+        const PyrConfig *c = &e->cfg;
+        json_t *msg = json_pack("{s:s, s:s%, s:{s:I, s:I, s:I, s:I, s:I}}", "type", "run", "code", j->code,
+                                j->code_len, "limits", "max_outputs", (json_int_t)c->max_outputs,
+                                "max_outputs_bytes", (json_int_t)c->max_outputs_bytes, "max_files",
+                                (json_int_t)c->max_files, "max_file_bytes", (json_int_t)c->max_file_bytes,
+                                "max_files_bytes", (json_int_t)c->max_files_bytes);
+        if (msg && j->files_in)
+                json_object_set(msg, "files", j->files_in);
+        if (msg && j->return_files)
+                json_object_set(msg, "return_files", j->return_files);
         int r = msg ? sandbox_send_frame(sb, msg) : -ENOMEM;
         json_decref(msg);
         if (r < 0) {
@@ -190,6 +321,11 @@ static void job_build_result(Job *j)
         /* Moved, not copied: it may be max-result-bytes long. */
         res->result = TAKE_PTR(j->value);
         res->result_len = j->value_len;
+        res->outputs = buf_to_array(j->outputs, &res->outputs_len);
+        res->outputs_truncated = j->outputs_trunc;
+        res->files_wanted = j->return_files != NULL;
+        res->files = buf_to_array(j->files, &res->files_len);
+        res->files_skipped = buf_to_array(j->files_skipped, &res->files_skipped_len);
         res->timeout_ms = j->timeout_ms;
         res->memory_mb = j->memory_mb;
 }

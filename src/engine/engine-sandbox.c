@@ -423,12 +423,32 @@ static bool sandbox_handle_frame(Sandbox *sb, char **data, size_t len, bool drai
                 else if (!draining)
                         job_finish(j);
                 more = false;
+        } else if (type && (!strcmp(type, "output") || !strcmp(type, "file")) && j && j->state == JOB_RUNNING &&
+                   !j->oc.have_result) {
+                const char *body = nl ? nl + 1 : "";
+                size_t blen = nl ? len - hlen - 1 : 0;
+                /* What was printed before it is in the pipes: read first. */
+                sandbox_drain_output(sb);
+                int k = type[0] == 'o' ? job_add_output(j, body, blen) : job_add_file(j, m, body, blen);
+                if (k == -EBADMSG) {
+                        sandbox_protocol_error(sb, "the sandbox sent a malformed output or file");
+                        more = false;
+                }
         } else {
                 sandbox_protocol_error(sb, "the sandbox broke the control protocol");
                 more = false;
         }
         json_decref(m);
         return more;
+}
+
+/* The largest frame a sandbox may send: a result, a display item or a
+ * returned file in base64. */
+static size_t frame_cap(const Engine *e)
+{
+        const PyrConfig *c = &e->cfg;
+        size_t file = (size_t)(c->max_file_bytes + 2) / 3 * 4 + 8192;
+        return MAX(MAX((size_t)c->max_result_bytes, (size_t)c->max_outputs_bytes + 8192), file);
 }
 
 /* Parses the whole frames in ctl's input buffer. */
@@ -440,7 +460,7 @@ static void sandbox_parse_ctl(Sandbox *sb, bool draining)
         for (;;) {
                 size_t avail = evbuffer_get_length(in), plen;
                 uint8_t *p = evbuffer_pullup(in, (ssize_t)MIN(avail, FRAME_HEADER_SIZE));
-                int k = p ? frame_peek(p, avail, (size_t)e->cfg.max_result_bytes, &plen) : 0;
+                int k = p ? frame_peek(p, avail, frame_cap(e), &plen) : 0;
                 if (k < 0) {
                         evbuffer_drain(in, avail);
                         bufferevent_disable(sb->ctl, EV_READ);
@@ -526,7 +546,7 @@ void sandbox_drain(Sandbox *sb)
          * where evbuffer_read fails at once. */
         struct evbuffer *in = bufferevent_get_input(sb->ctl);
         int fd = bufferevent_getfd(sb->ctl);
-        size_t cap = (size_t)sb->e->cfg.max_result_bytes + FRAME_HEADER_SIZE;
+        size_t cap = frame_cap(sb->e) + FRAME_HEADER_SIZE;
         /* bufferevent_socket keeps the end of its input frozen but for its
          * own reads: lift that for ours, as it does. */
         evbuffer_unfreeze(in, 0);

@@ -67,6 +67,63 @@ void engine_on_reap(evutil_socket_t fd, short what, void *arg)
         }
 }
 
+int run_files_check(json_t *files, int64_t max_files, int64_t max_bytes, const char **field, const char **why)
+{
+        size_t i, total = 0;
+        json_t *f;
+
+        *field = "files";
+        if (!json_is_array(files))
+                return *why = "files must be a list", -EINVAL;
+        if (json_array_size(files) > (size_t)max_files)
+                return *why = "too many files (max-files)", -E2BIG;
+        json_array_foreach(files, i, f) {
+                json_t *path = json_object_get(f, "path"), *content = json_object_get(f, "content");
+                json_t *enc = json_object_get(f, "encoding");
+                if (!json_is_object(f) || json_object_size(f) != 2u + (enc != NULL))
+                        return *why = "each file is {\"path\", \"content\", \"encoding\"?}", -EINVAL;
+                *field = "path";
+                if (!json_is_string(path) || !rel_path_ok(json_string_value(path), json_string_length(path)))
+                        return *why = "a file's path must be relative, without '..', '.', empty parts or NUL",
+                               -EINVAL;
+                *field = "content";
+                if (!json_is_string(content))
+                        return *why = "a file's content must be a string", -EINVAL;
+                const char *e = enc ? json_string_value(enc) : "utf-8";
+                size_t n = json_string_length(content);
+                if (e && !strcmp(e, "base64")) {
+                        long long d = base64_decoded_size(json_string_value(content), n);
+                        if (d < 0)
+                                return *why = "a file's content is not base64", -EINVAL;
+                        n = (size_t)d;
+                } else if (!e || strcmp(e, "utf-8")) {
+                        *field = "encoding";
+                        return *why = "a file's encoding must be \"utf-8\" or \"base64\"", -EINVAL;
+                }
+                total += n;
+                *field = "files";
+                if (total > (size_t)max_bytes)
+                        return *why = "the files are too large together (max-files-bytes)", -E2BIG;
+        }
+        return 0;
+}
+
+int run_return_files_check(json_t *rf, const char **why)
+{
+        size_t i;
+        json_t *g;
+
+        if (json_is_boolean(rf))
+                return 0;
+        if (!json_is_array(rf) || json_array_size(rf) > 64)
+                return *why = "return_files must be true, false or a list of up to 64 glob patterns", -EINVAL;
+        json_array_foreach(rf, i, g)
+                if (!json_is_string(g) || json_string_length(g) == 0 || json_string_length(g) > 4095 ||
+                    strlen(json_string_value(g)) != json_string_length(g))
+                        return *why = "each return_files pattern must be a non-empty string without NUL", -EINVAL;
+        return 0;
+}
+
 int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *userdata, uint64_t *ret)
 {
         const PyrConfig *c = &e->cfg;
@@ -83,6 +140,11 @@ int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *user
                 return -EILSEQ;
         if (t < 100 || t > c->max_timeout_ms || m < c->min_memory_mb || m > c->max_memory_mb)
                 return -ERANGE;
+        const char *field, *why;
+        if (req->files && (r = run_files_check(req->files, c->max_files, c->max_files_bytes, &field, &why)) < 0)
+                return r;
+        if (req->return_files && run_return_files_check(req->return_files, &why) < 0)
+                return -EINVAL;
         if (e->freeing)
                 return -ESHUTDOWN;
 
@@ -101,6 +163,9 @@ int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *user
         if (req->stdin_len)
                 memcpy(j->stdin_data, req->stdin_data, req->stdin_len);
         j->stdin_len = req->stdin_len;
+        j->files_in = json_incref(req->files);
+        if (req->return_files && !json_is_false(req->return_files))
+                j->return_files = json_incref(req->return_files);
         j->timeout_ms = t;
         j->memory_mb = m;
         j->done = done;

@@ -25,7 +25,19 @@ typedef struct RunRequest {
         size_t stdin_len;
         int64_t timeout_ms;          /* 0: the configured default */
         int64_t memory_mb;           /* 0: the configured default */
+        /* Written below the working directory before the code runs:
+         * [{"path", "content", "encoding": "utf-8"|"base64"}], or NULL. */
+        json_t *files;
+        /* true (every file the run created or changed) or [glob...]: the
+         * result lists them in "files". NULL or false: none. */
+        json_t *return_files;
 } RunRequest;
+
+/* Checks a request's files against the caps: 0, or -EINVAL (-E2BIG over
+ * them) with *ret_field naming the bad field and *ret_why saying why. */
+int run_files_check(json_t *files, int64_t max_files, int64_t max_bytes, const char **ret_field,
+                    const char **ret_why);
+int run_return_files_check(json_t *return_files, const char **ret_why);
 
 typedef void (*run_done_fn)(const RunResult *result, void *userdata);
 /* Called once the first zygote is ready (error 0) or could not start. */

@@ -81,6 +81,9 @@ void run_result_clear(RunResult *r)
         free(r->message);
         free(r->result_repr);
         free(r->result);
+        free(r->outputs);
+        free(r->files);
+        free(r->files_skipped);
         memset(r, 0, sizeof(*r));
 }
 
@@ -111,7 +114,10 @@ int run_result_copy(const RunResult *src, RunResult *ret)
         int r3 = copy_str(src->message, &ret->message);
         int r4 = copy_str(src->result_repr, &ret->result_repr);
         int r5 = copy_bytes(src->result, src->result_len, &ret->result);
-        if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0 || r5 < 0) {
+        int r6 = copy_bytes(src->outputs, src->outputs_len, &ret->outputs);
+        int r7 = copy_bytes(src->files, src->files_len, &ret->files);
+        int r8 = copy_bytes(src->files_skipped, src->files_skipped_len, &ret->files_skipped);
+        if (r < 0 || r2 < 0 || r3 < 0 || r4 < 0 || r5 < 0 || r6 < 0 || r7 < 0 || r8 < 0) {
                 run_result_clear(ret);
                 return -ENOMEM;
         }
@@ -182,28 +188,50 @@ json_t *run_result_to_json(const RunResult *r)
         json_object_set_new(o, "error", summary ? json_string(summary) : json_null());
         free(summary);
         json_object_set_new(o, "error_info", r->error ? json_incref(r->error) : json_null());
+        json_object_set_new(o, "outputs_truncated", json_boolean(r->outputs_truncated));
         return o;
 }
 
 char *run_result_dumps(const RunResult *r, size_t flags, size_t *ret_len)
 {
-        static const char key[] = ",\"result\":";
+        const struct {
+                const char *key, *text, *none;
+                size_t len;
+                bool skip;
+        } splice[] = {
+                { ",\"outputs\":", r->outputs, "[]", r->outputs_len, false },
+                { ",\"files\":", r->files, "[]", r->files_len, !r->files_wanted },
+                { ",\"files_skipped\":", r->files_skipped, "[]", r->files_skipped_len, !r->files_wanted },
+                /* Last, where clients look for it (a value too deep for them). */
+                { ",\"result\":", r->result, "null", r->result_len, false },
+        };
         json_t *o = run_result_to_json(r);
         char *head = o ? json_dumps_shortest(o, flags) : NULL;
         json_decref(o);
         if (!head)
                 return NULL;
-        /* head ends with the object's '}'; the value goes before it. */
-        size_t hlen = strlen(head) - 1, vlen = r->result ? r->result_len : 4;
-        size_t len = hlen + sizeof(key) - 1 + vlen + 1;
-        char *s = realloc(head, len + 1);
+        /* head ends with the object's '}'; the texts go before it. */
+        size_t len = strlen(head) - 1;
+        size_t total = len + 2;
+        for (size_t i = 0; i < ELEMENTSOF(splice); i++)
+                if (!splice[i].skip)
+                        total += strlen(splice[i].key) + (splice[i].text ? splice[i].len : strlen(splice[i].none));
+        char *s = realloc(head, total);
         if (!s) {
                 free(head);
                 return NULL;
         }
-        memcpy(s + hlen, key, sizeof(key) - 1);
-        memcpy(s + hlen + sizeof(key) - 1, r->result ? r->result : "null", vlen);
-        memcpy(s + len - 1, "}", 2);
-        *ret_len = len;
+        for (size_t i = 0; i < ELEMENTSOF(splice); i++) {
+                if (splice[i].skip)
+                        continue;
+                const char *t = splice[i].text ? splice[i].text : splice[i].none;
+                size_t tl = splice[i].text ? splice[i].len : strlen(splice[i].none);
+                memcpy(s + len, splice[i].key, strlen(splice[i].key));
+                len += strlen(splice[i].key);
+                memcpy(s + len, t, tl);
+                len += tl;
+        }
+        memcpy(s + len, "}", 2);
+        *ret_len = len + 1;
         return s;
 }

@@ -52,6 +52,16 @@ typedef struct RunResult {
         char *result;                /* owned; the typed value's JSON text (docs/values.md) as the
                                       * sandbox wrote it, checked by json_check, or NULL */
         size_t result_len;
+        /* JSON arrays as the engine built them from checked sandbox text,
+         * spliced into the reply as they are; NULL: empty. */
+        char *outputs;               /* [{"data": {MIME: content}}...]: display items */
+        size_t outputs_len;
+        bool outputs_truncated;      /* some were dropped: over max-outputs(-bytes) */
+        bool files_wanted;           /* return_files was asked: "files" are in the reply */
+        char *files;                 /* [{"path", "size", "encoding", "content"}...] */
+        size_t files_len;
+        char *files_skipped;         /* [{"path", "size", "reason"}...] */
+        size_t files_skipped_len;
         int64_t timeout_ms, memory_mb; /* the limits the run had */
 } RunResult;
 
@@ -72,7 +82,7 @@ char *run_result_summary(const RunResult *r);
  * "result" (new reference). */
 json_t *run_result_to_json(const RunResult *r);
 /* The whole JSON text of docs/API: run_result_to_json() dumped with flags
- * (JSON_COMPACT among them), then "result" with r->result spliced in as it
- * is. NUL-terminated, its length in *ret_len; NULL without memory. */
+ * (JSON_COMPACT among them), then "outputs" ("files" and "files_skipped"
+ * when wanted) and last "result", their texts spliced in as they are. NUL-terminated, its length in *ret_len; NULL without memory. */
 char *run_result_dumps(const RunResult *r, size_t flags, size_t *ret_len);
 

@@ -54,13 +54,14 @@ def _import_all(names, info):
     import shutil
     tmp, remove = _font_cache_dir()
     os.environ["MPLCONFIGDIR"] = tmp
-    os.environ["MPLBACKEND"] = "Agg"
+    # The runner's backend: Agg, whose show() displays the figures.
+    os.environ["MPLBACKEND"] = "module://_pyrunner_mpl"
     try:
         for name in names:
             try:
                 m = importlib.import_module(name)
                 if name == "matplotlib":
-                    m.use("Agg")
+                    m.use("module://_pyrunner_mpl")
                     import matplotlib.pyplot, matplotlib.font_manager  # noqa: E401,F401
                 _warm(name)
                 top = sys.modules[name.split(".")[0]]

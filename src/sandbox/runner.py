@@ -3,12 +3,17 @@
 # __main__, and answers one "result" frame. Nothing here is trusted by the
 # engine: user code can replace any of it, and only harms its own result.
 import ast
+import base64
 import builtins
+import fnmatch
+import io
 import json
 import linecache
 import os
 import resource
+import stat
 import sys
+import threading
 import traceback
 
 _CTL = 3
@@ -21,7 +26,7 @@ _ENV = {
     "TMPDIR": "/tmp",
     "LANG": "C.UTF-8",
     "MPLCONFIGDIR": "/tmp",
-    "MPLBACKEND": "Agg",
+    "MPLBACKEND": "module://_pyrunner_mpl",
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
     "NUMEXPR_MAX_THREADS": "1",
@@ -42,17 +47,217 @@ def _dumps(obj):
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
-def _send(obj):
-    # A result's value travels after the header's line: the engine checks
-    # its text and passes it on without parsing it (docs/ARCHITECTURE.md).
-    value = obj.pop("result", None)
-    text = _dumps(obj) if value is None else _dumps(obj) + "\n" + _dumps(value)
+_send_lock = threading.Lock()
+
+
+def _send(obj, tail=None):
+    # A frame's body (a result's value, a display bundle, a file's base64)
+    # travels after the header's line: the engine checks its text and passes
+    # it on without parsing it (docs/ARCHITECTURE.md).
+    text = _dumps(obj) if tail is None else _dumps(obj) + "\n" + tail
     data = text.encode("utf-8", "replace")
     msg = len(data).to_bytes(4, "big") + data
-    view = memoryview(msg)
-    while view:
-        n = os.write(_CTL, view)
-        view = view[n:]
+    with _send_lock:
+        view = memoryview(msg)
+        while view:
+            n = os.write(_CTL, view)
+            view = view[n:]
+
+
+# Rich display (docs/API.md, "outputs"): IPython's protocol, as Jupyter's
+# display_data. Binary types travel in base64, text types as text.
+_REPRS = (("_repr_png_", "image/png"), ("_repr_jpeg_", "image/jpeg"), ("_repr_svg_", "image/svg+xml"),
+          ("_repr_html_", "text/html"), ("_repr_markdown_", "text/markdown"), ("_repr_latex_", "text/latex"),
+          ("_repr_json_", "application/json"))
+_BINARY = ("image/png", "image/jpeg")
+_limits = {"max_outputs": 100, "max_outputs_bytes": 16 << 20, "max_files": 100, "max_file_bytes": 8 << 20,
+           "max_files_bytes": 16 << 20}
+_n_outputs = 0
+
+
+def _b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def _is_figure(obj):
+    figure = sys.modules.get("matplotlib.figure")
+    return figure is not None and isinstance(obj, figure.Figure)
+
+
+def _bundle(obj):
+    data = {}
+    if _is_figure(obj):
+        buf = io.BytesIO()
+        obj.savefig(buf, format="png")
+        data["image/png"] = _b64(buf.getvalue())
+    for name, mime in _REPRS:
+        try:
+            method = getattr(obj, name, None)
+            value = method() if callable(method) and not isinstance(obj, type) else None
+        except Exception:
+            continue
+        if isinstance(value, tuple) and len(value) == 2:
+            value = value[0]  # (data, metadata)
+        if value is None:
+            continue
+        if mime in _BINARY and isinstance(value, (bytes, bytearray)):
+            value = _b64(value)
+        elif mime == "application/json":
+            try:
+                _dumps(value)
+            except (TypeError, ValueError):
+                continue
+        elif not isinstance(value, str):
+            continue
+        data.setdefault(mime, value)
+    try:
+        data["text/plain"] = repr(obj)[:65536]
+    except Exception:
+        data["text/plain"] = "<unprintable %s>" % type(obj).__name__
+    return data
+
+
+def display(*objs, **kwargs):
+    """Shows each object as a rich output item (IPython's display())."""
+    global _n_outputs
+    for obj in objs:
+        if _n_outputs >= _limits["max_outputs"]:
+            _send({"type": "output"}, "{}")  # an empty bundle: outputs_truncated
+            return
+        _n_outputs += 1
+        text = _dumps(_bundle(obj))
+        _flush()  # what was printed before it goes first
+        _send({"type": "output"}, text)
+
+
+def _show_figures(*args, **kwargs):
+    # plt.show(), and the figures still open when a run ends: each one is
+    # an image output, then closed (as Jupyter's inline backend does).
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    for num in plt.get_fignums():
+        display(plt.figure(num))
+    plt.close("all")
+
+
+class _MplBackend(type(sys)):
+    # matplotlib's "module://_pyrunner_mpl": Agg, whose show() displays.
+    # Filled in when matplotlib first looks, as pyplot reads vars() of it.
+    def __getattr__(self, name):
+        if name.startswith("__") or "FigureCanvas" in self.__dict__:
+            raise AttributeError(name)
+        from matplotlib.backends import backend_agg
+        self.FigureCanvas = backend_agg.FigureCanvasAgg
+        self.FigureManager = backend_agg.FigureManager
+        self.show = _show_figures
+        return getattr(self, name)
+
+
+sys.modules["_pyrunner_mpl"] = _MplBackend("_pyrunner_mpl")
+builtins.display = display
+
+
+# Files in and out (docs/API.md, "files"), below the working directory.
+_WORKDIR = "/tmp"
+
+
+def _put_files(files):
+    for f in files:
+        data = f["content"]
+        data = base64.b64decode(data) if f.get("encoding") == "base64" else data.encode("utf-8")
+        path = os.path.join(_WORKDIR, f["path"])
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(data)
+
+
+def _walk(dirfd, prefix, out, fds):
+    # Never follows a symlink: every directory is opened with O_NOFOLLOW
+    # below the one before (its fd kept in fds), and only regular files
+    # are read.
+    for entry in os.scandir(dirfd):
+        path = prefix + entry.name
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                fd = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dirfd)
+            except OSError:
+                continue
+            fds.append(fd)
+            _walk(fd, path + "/", out, fds)
+        else:
+            out[path] = (dirfd, entry.name, st)
+
+
+def _with_tree(fn, *args):
+    # fn(found, *args) with found = {path: (dirfd, name, stat)} of the tree.
+    fds = [os.open(_WORKDIR, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        found = {}
+        _walk(fds[0], "", found, fds)
+        return fn(found, *args)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _snapshot():
+    return _with_tree(lambda found: {p: (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+                                     for p, (_, _, st) in found.items()})
+
+
+def _hidden(path):
+    return any(part.startswith(".") for part in path.split("/"))
+
+
+def _return_files(found, wanted, before):
+    n, total = 0, 0
+    for path in sorted(found):
+        dirfd, name, st = found[path]
+        if wanted is True:
+            if _hidden(path) or before.get(path) == (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode):
+                continue
+        elif not any(fnmatch.fnmatchcase(path, g) for g in wanted):
+            continue
+        head = {"type": "file", "path": path, "size": st.st_size}
+        if not stat.S_ISREG(st.st_mode):
+            head["skipped"] = "not_regular"
+        elif n >= _limits["max_files"]:
+            head["skipped"] = "too_many_files"
+        elif st.st_size > _limits["max_file_bytes"]:
+            head["skipped"] = "file_too_large"
+        elif total + st.st_size > _limits["max_files_bytes"]:
+            head["skipped"] = "files_too_large"
+        if "skipped" in head:
+            _send(head)
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dirfd)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError("not a regular file")
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    data = f.read(_limits["max_file_bytes"] + 1)
+            finally:
+                os.close(fd)
+        except OSError:
+            head["skipped"] = "unreadable"
+            _send(head)
+            continue
+        if len(data) > _limits["max_file_bytes"] or total + len(data) > _limits["max_files_bytes"]:
+            head["skipped"] = "file_too_large" if len(data) > _limits["max_file_bytes"] else "files_too_large"
+            _send(head)
+            continue
+        head["size"] = len(data)
+        n += 1
+        total += len(data)
+        _send(head, _b64(data))
 
 
 def _reseed():
@@ -263,18 +468,64 @@ def prepare_zygote():
         sys.stderr.close()
         sys.stdout, sys.stderr = stdout, stderr
     linecache.cache.pop(_FILENAME, None)
+    _warm_display()
+
+
+def _warm_display():
+    # pyplot on the runner's backend, and a table's HTML done once here.
+    # Drawing figures here made every run copy 0.8 MiB more (the fonts it
+    # loads are freed in each child by matplotlib's fork hook) and the
+    # first figure of a run no faster: not done.
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.switch_backend("module://_pyrunner_mpl")
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        for _ in range(3):
+            _dumps(_bundle(pd.DataFrame({"a": [1, 2], "b": [0.5, None]})))
+    # As the preload does: what is left is frozen, so that no sandbox's
+    # collector walks (and copies) the zygote's objects.
+    import gc
+    gc.collect()
+    gc.freeze()
+
+
+def _cell(req, env):
+    """One run of code in env: its files in, the code, its figures and
+    files out. Returns (status, exit_code, error)."""
+    _limits.update(req.get("limits") or {})
+    wanted = req.get("return_files")
+    before = None
+    try:
+        _put_files(req.get("files") or ())
+        if wanted is True:
+            before = _snapshot()
+    except BaseException as e:
+        error, text = _describe(e)
+        sys.stderr.write(text)
+        return "error", 1, error
+    status, exit_code, error = _execute(req.get("code", ""), env)
+    try:
+        _show_figures()
+    except Exception:
+        traceback.print_exc()
+    if wanted:
+        try:
+            _with_tree(_return_files, wanted, before or {})
+        except Exception:
+            traceback.print_exc()
+    return status, exit_code, error
 
 
 def main():
     n = int.from_bytes(_read_exact(4), "big")
     req = json.loads(_read_exact(n).decode("utf-8"))
     _reseed()
-    code = req.get("code", "")
     main_mod = type(sys)("__main__")
     main_mod.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main_mod
     sys.argv = ["<main>"]
-    status, exit_code, error = _execute(code, main_mod.__dict__)
+    status, exit_code, error = _cell(req, main_mod.__dict__)
     # What a normal interpreter does at exit: wait for non-daemon threads,
     # then run the atexit handlers.
     try:
@@ -289,5 +540,7 @@ def main():
     except BaseException:
         pass
     _flush()
-    _send(_result(status, exit_code, error, main_mod.__dict__))
+    msg = _result(status, exit_code, error, main_mod.__dict__)
+    value = msg.pop("result", None)
+    _send(msg, None if value is None else _dumps(value))
     return exit_code

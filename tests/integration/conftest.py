@@ -78,7 +78,8 @@ def file_sanitizer_report(data, where):
 
 STATUSES = {"success", "error", "timeout", "memory_exceeded", "output_limit", "killed", "internal_error"}
 RESULT_KEYS = {
-    "status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal",
+    "status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal", "outputs",
+    "outputs_truncated",
     "execution_time", "cpu_time", "memory_used", "error", "error_info", "result",
 }
 

@@ -107,7 +107,7 @@ print(open("/tmp/plot.png", "rb").read(4) == b"\x89PNG", matplotlib.get_backend(
 m = LinearRegression().fit(np.array([[0], [1], [2]]), np.array([1, 3, 5]))
 print(round(float(m.coef_[0]), 6), round(float(m.intercept_), 6))
 ''', "--preload", "all", "--timeout", 30)
-    assert ok(r) == "45\n{'a': 4, 'b': 6}\n0.5\nx**3/3\nTrue agg\n2.0 1.0\n"
+    assert ok(r) == "45\n{'a': 4, 'b': 6}\n0.5\nx**3/3\nTrue module://_pyrunner_mpl\n2.0 1.0\n"
 
 
 def test_random_state_differs_between_runs():

@@ -20,7 +20,8 @@ METRIC_NAMES = [
     "pyrunner_execution_duration_seconds", "pyrunner_queue_depth", "pyrunner_active_sandboxes",
     "pyrunner_zygote_restarts_total",
 ]
-RUN_KEYS = {"status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal",
+RUN_KEYS = {"status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "exit_code", "signal", "outputs",
+            "outputs_truncated",
             "execution_time", "cpu_time", "memory_used", "error", "error_info", "result"}
 
 

@@ -379,29 +379,39 @@ static void test_json_success_fields(void **state)
         assert_true(json_real_value(json_object_get(o, "execution_time")) == 0.25);
         assert_true(json_real_value(json_object_get(o, "cpu_time")) == 0.125);
         assert_true(json_real_value(json_object_get(o, "memory_used")) == 12.5);
-        assert_int_equal(json_object_size(o), 13);
+        expect_type(o, "outputs", JSON_ARRAY);
+        expect_type(o, "outputs_truncated", JSON_FALSE);
+        assert_int_equal(json_object_size(o), 15);
 
         json_decref(o);
         run_result_clear(&r);
         assert_null(r.out);
 }
 
-/* The value's text goes into the reply as it is, as the last member. */
+/* The value's, the outputs' and the files' texts go into the reply as they
+ * are, as the last members. */
 static void test_dumps_splices_the_value(void **state)
 {
         RunResult r;
         fill(&r, RUN_SUCCESS);
         r.result = strdup("[1, {\"$type\": \"tuple\", \"items\": [\"\u00e9\"]}]");
         r.result_len = strlen(r.result);
+        r.outputs = strdup("[{\"data\":{\"text/plain\":\"1\"}}]");
+        r.outputs_len = strlen(r.outputs);
+        r.files_wanted = true;
+        r.files_skipped = strdup("[{\"path\":\"p\",\"size\":1,\"reason\":\"not_regular\"}]");
+        r.files_skipped_len = strlen(r.files_skipped);
         size_t n;
         char *text = run_result_dumps(&r, JSON_COMPACT | JSON_PRESERVE_ORDER, &n);
         assert_non_null(text);
-        const char *tail = ",\"result\":[1, {\"$type\": \"tuple\", \"items\": [\"\u00e9\"]}]}";
+        const char *tail = ",\"outputs\":[{\"data\":{\"text/plain\":\"1\"}}],\"files\":[],"
+                           "\"files_skipped\":[{\"path\":\"p\",\"size\":1,\"reason\":\"not_regular\"}],"
+                           "\"result\":[1, {\"$type\": \"tuple\", \"items\": [\"\u00e9\"]}]}";
         assert_true(n > strlen(tail));
         assert_string_equal(text + n - strlen(tail), tail);
         json_t *o = json_loadb(text, n, JSON_REJECT_DUPLICATES, NULL);
         assert_non_null(o);
-        assert_int_equal(json_object_size(o), 13);
+        assert_int_equal(json_object_size(o), 17);
         assert_int_equal(json_array_size(json_object_get(o, "result")), 2);
         json_decref(o);
         free(text);

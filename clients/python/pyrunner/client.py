@@ -1,4 +1,5 @@
 """HTTP client of pyrunnerd (standard library only: urllib)."""
+import base64
 import email.utils
 import http.client
 import ipaddress
@@ -127,11 +128,14 @@ class Client:
             raise ProtocolError("health answer is not a JSON object with a status")
         return d
 
-    def run(self, code, timeout=None, memory_limit=None, stdin=None):
+    def run(self, code, timeout=None, memory_limit=None, stdin=None, files=None, return_files=None):
         """``POST /run``: runs `code` in a fresh sandbox and returns its
         ``RunResult`` whatever the program did. `timeout` (whole seconds,
         1..300) and `memory_limit` (MB, 64..2048) default to the server's
-        defaults; `stdin` (str) is fed to the program."""
+        defaults; `stdin` (str) is fed to the program. `files` maps paths
+        below the working directory to str or bytes, written before the
+        code runs; `return_files` (True, or a list of glob patterns) asks
+        for files back in ``RunResult.files``."""
         if not isinstance(code, str):
             raise TypeError("code must be a str, not %s" % type(code).__name__)
         body = {"code": code}
@@ -143,6 +147,10 @@ class Client:
             if isinstance(stdin, (bytes, bytearray)):
                 stdin = bytes(stdin).decode("utf-8")
             body["stdin"] = stdin
+        if files:
+            body["files"] = _encode_files(files)
+        if return_files:
+            body["return_files"] = return_files if return_files is True else list(return_files)
         data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
         if self.timeout is not None:
             wait = self.timeout
@@ -215,3 +223,17 @@ class Client:
         except (http.client.HTTPException, ConnectionError, OSError) as e:
             raise PyrunnerConnectionError("connection to %s failed: %s: %s"
                                           % (self.url, type(e).__name__, e)) from None
+
+
+def _encode_files(files):
+    """{path: str | bytes} as the API's [{"path", "content", "encoding"}]."""
+    out = []
+    for path, data in dict(files).items():
+        if isinstance(data, str):
+            out.append({"path": path, "content": data})
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            out.append({"path": path, "content": base64.b64encode(bytes(data)).decode("ascii"),
+                        "encoding": "base64"})
+        else:
+            raise TypeError("file %r must be str or bytes, not %s" % (path, type(data).__name__))
+    return out

@@ -1,4 +1,6 @@
 """RunResult: one run's answer, from ``POST /run`` or ``pyrunner run --json``."""
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -48,6 +50,39 @@ class RunResult:
     @property
     def ok(self):
         return self.status == "success"
+
+    @property
+    def outputs(self):
+        """The rich outputs, in order: each ``{"data": {MIME: content}}``."""
+        items = self.raw.get("outputs")
+        return [o for o in items if isinstance(o, dict) and isinstance(o.get("data"), dict)] \
+            if isinstance(items, list) else []
+
+    @property
+    def images(self):
+        """The PNG bytes of each image output (plots), in order."""
+        out = []
+        for o in self.outputs:
+            png = o["data"].get("image/png")
+            if isinstance(png, str):
+                try:
+                    out.append(base64.b64decode(png, validate=True))
+                except (binascii.Error, ValueError):
+                    raise ProtocolError("an image output is not base64") from None
+        return out
+
+    @property
+    def files(self):
+        """The returned files, path -> bytes (``return_files``)."""
+        out = {}
+        for f in self.raw.get("files") or ():
+            if not (isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("content"), str)):
+                raise ProtocolError("a returned file is malformed")
+            try:
+                out[f["path"]] = base64.b64decode(f["content"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ProtocolError("returned file %r is not base64" % f["path"]) from None
+        return out
 
     @property
     def value(self):
