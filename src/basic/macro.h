@@ -19,6 +19,9 @@
                         __assert_fail(#expr, __FILE__, __LINE__, __func__); \
         } while (0)
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+/* <sys/param.h> (from <resolv.h>) has its own, the same. */
+#undef MIN
+#undef MAX
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

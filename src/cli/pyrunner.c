@@ -6,6 +6,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <libgen.h>
+#include <resolv.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,10 +15,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
+#include "fd-util.h"
 #include "json-util.h"
 #include "macro.h"
 #include "proc-util.h"
@@ -37,6 +41,7 @@ typedef struct Cli {
         char *start_detail;          /* in full: a traceback, if any */
         struct event *ev_idle;
         int interrupted;
+        const char *out_dir;         /* --out-dir: returned files and images go there */
 } Cli;
 
 static void usage(FILE *f)
@@ -54,6 +59,11 @@ static void usage(FILE *f)
                 "  --timeout S           wall timeout in seconds (default 30)\n"
                 "  --memory MB           memory limit in MiB (default 512, 64..2048)\n"
                 "  --stdin FILE          feed FILE to the program's stdin\n"
+                "  --file PATH[=NAME]    put PATH in the working directory as NAME\n"
+                "                        (default: its base name); repeatable\n"
+                "  --return-files GLOB   return the files matching GLOB (repeatable)\n"
+                "  --out-dir DIR         write the returned files, and each image output\n"
+                "                        as output-N.png, into DIR\n"
                 "  --json                print the result as one JSON object\n"
                 "  --preload LIST        modules to import in the zygote first\n"
                 "                        (e.g. numpy,pandas; 'all' for the six defaults)\n"
@@ -122,6 +132,28 @@ static char *read_input(const char *path, size_t max, size_t *ret_len, const cha
         buf[len] = '\0';
         *ret_len = len;
         return buf;
+}
+
+/* --file PATH[=NAME]: {"path": NAME, "content": base64, "encoding": "base64"}. */
+static json_t *file_arg(const char *arg, size_t max)
+{
+        _cleanup_free_ char *copy = strdup(arg);
+        if (!copy)
+                fail(EXIT_INTERNAL, "out of memory");
+        char *eq = strchr(copy, '=');
+        if (eq)
+                *eq = '\0';
+        const char *name = eq ? eq + 1 : basename(copy);
+        size_t len;
+        _cleanup_free_ char *data = read_input(copy, max, &len, "file");
+        size_t cap = (len + 2) / 3 * 4 + 1;
+        _cleanup_free_ char *b64 = malloc(cap);
+        if (!b64 || b64_ntop((const unsigned char *)data, len, b64, cap) < 0)
+                fail(EXIT_INTERNAL, "out of memory");
+        json_t *f = json_pack("{s:s, s:s, s:s}", "path", name, "content", b64, "encoding", "base64");
+        if (!f)
+                fail(EXIT_USAGE, "--file name '%s' is not UTF-8", name);
+        return f;
 }
 
 static int status_exit_code(const RunResult *r)
@@ -247,12 +279,18 @@ static void set_setting(PyrConfig *cfg, const char *name, const char *value)
                 fail(EXIT_USAGE, "--%s must be a whole number, not '%s'", name, value);
 }
 
-enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_STDIN, OPT_JSON, OPT_PRELOAD, OPT_NOCG, OPT_SABOTAGE, OPT_SET };
+enum {
+        OPT_TIMEOUT = 256, OPT_MEMORY, OPT_STDIN, OPT_JSON, OPT_PRELOAD, OPT_NOCG, OPT_SABOTAGE, OPT_SET,
+        OPT_FILE, OPT_RETURN_FILES, OPT_OUT_DIR,
+};
 
 static const struct option cli_options[] = {
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "stdin", required_argument, NULL, OPT_STDIN },
+        { "file", required_argument, NULL, OPT_FILE },
+        { "return-files", required_argument, NULL, OPT_RETURN_FILES },
+        { "out-dir", required_argument, NULL, OPT_OUT_DIR },
         { "json", no_argument, NULL, OPT_JSON },
         { "preload", required_argument, NULL, OPT_PRELOAD },
         { "no-cgroups", no_argument, NULL, OPT_NOCG },
@@ -321,6 +359,19 @@ static void parse_args(int argc, char **argv, Cli *c, PyrConfig *cfg, EngineOpti
                 case OPT_STDIN:
                         stdin_path = optarg;
                         break;
+                case OPT_FILE:
+                        if (!c->req.files && !(c->req.files = json_array()))
+                                fail(EXIT_INTERNAL, "out of memory");
+                        json_array_append_new(c->req.files, file_arg(optarg, (size_t)cfg->max_files_bytes));
+                        break;
+                case OPT_RETURN_FILES:
+                        if (!c->req.return_files && !(c->req.return_files = json_array()))
+                                fail(EXIT_INTERNAL, "out of memory");
+                        json_array_append_new(c->req.return_files, json_string(optarg));
+                        break;
+                case OPT_OUT_DIR:
+                        c->out_dir = optarg;
+                        break;
                 case OPT_JSON:
                         c->json = true;
                         break;
@@ -355,6 +406,11 @@ static void parse_args(int argc, char **argv, Cli *c, PyrConfig *cfg, EngineOpti
         if (timeout_ms > cfg->max_timeout_ms)
                 fail(EXIT_USAGE, "--timeout exceeds max-timeout-ms");
 
+        const char *field;
+        if (c->req.files && run_files_check(c->req.files, cfg->max_files, cfg->max_files_bytes, &field, &why) < 0)
+                fail(EXIT_USAGE, "--file: %s", why);
+        if (c->req.return_files && run_return_files_check(c->req.return_files, &why) < 0)
+                fail(EXIT_USAGE, "--return-files: %s", why);
         if (c->info_only) {
                 if (optind != argc)
                         fail(EXIT_USAGE, "info takes no arguments");
@@ -372,6 +428,87 @@ static void parse_args(int argc, char **argv, Cli *c, PyrConfig *cfg, EngineOpti
                 c->req.stdin_data = read_input(stdin_path, (size_t)cfg->max_stdin_bytes, &c->req.stdin_len, "stdin");
         c->req.timeout_ms = timeout_ms;
         c->req.memory_mb = memory_mb;
+}
+
+/* Writes data as path (relative, checked by the engine) below dirfd,
+ * making its directories; never through a symlink. */
+static int write_below(int dirfd, const char *path, const void *data, size_t len)
+{
+        _cleanup_free_ char *copy = strdup(path);
+        _cleanup_close_ int cur = dup(dirfd);
+        char *save = NULL, *part = copy ? strtok_r(copy, "/", &save) : NULL;
+        if (!part || cur < 0)
+                return -ENOMEM;
+        for (char *next; (next = strtok_r(NULL, "/", &save)); part = next) {
+                if (mkdirat(cur, part, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                int fd = openat(cur, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                close(cur);
+                cur = fd;
+        }
+        _cleanup_close_ int fd = openat(cur, part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        return fd_write_all(fd, data, len) < 0 ? -EIO : 0;
+}
+
+static int write_b64(int dirfd, const char *path, const char *b64)
+{
+        size_t cap = strlen(b64) / 4 * 3 + 1;
+        _cleanup_free_ unsigned char *data = malloc(cap);
+        int n = data ? b64_pton(b64, data, cap) : -1;
+        if (n < 0)
+                return -EBADMSG;
+        return write_below(dirfd, path, data, (size_t)n);
+}
+
+/* --out-dir: the returned files, then output-N.png for the N-th image. */
+static bool write_out_dir(const Cli *c)
+{
+        const RunResult *res = &c->result;
+        if (mkdir(c->out_dir, 0755) < 0 && errno != EEXIST) {
+                say("cannot make --out-dir '%s': %s", c->out_dir, strerror(errno));
+                return false;
+        }
+        _cleanup_close_ int dirfd = open(c->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0) {
+                say("cannot open --out-dir '%s': %s", c->out_dir, strerror(errno));
+                return false;
+        }
+        json_auto_t *files = res->files ? json_loadb(res->files, res->files_len, 0, NULL) : json_array();
+        json_auto_t *outputs = res->outputs ? json_loadb(res->outputs, res->outputs_len, 0, NULL) : json_array();
+        size_t i, images = 0;
+        json_t *v;
+        bool ok = true;
+        json_array_foreach(files, i, v) {
+                const char *path = json_string_value(json_object_get(v, "path"));
+                const char *b64 = json_string_value(json_object_get(v, "content"));
+                int r = path && b64 ? write_b64(dirfd, path, b64) : -EBADMSG;
+                if (r < 0) {
+                        say("cannot write '%s' in --out-dir: %s", path ? path : "?", strerror(-r));
+                        ok = false;
+                }
+        }
+        json_auto_t *skipped = res->files_skipped ? json_loadb(res->files_skipped, res->files_skipped_len, 0, NULL)
+                                                  : json_array();
+        json_array_foreach(skipped, i, v)
+                say("'%s' was not returned: %s", json_string_value(json_object_get(v, "path")),
+                    json_string_value(json_object_get(v, "reason")));
+        json_array_foreach(outputs, i, v) {
+                const char *png = json_string_value(json_object_get(json_object_get(v, "data"), "image/png"));
+                char name[32];
+                if (!png)
+                        continue;
+                snprintf(name, sizeof(name), "output-%zu.png", ++images);
+                int r = write_b64(dirfd, name, png);
+                if (r < 0) {
+                        say("cannot write '%s' in --out-dir: %s", name, strerror(-r));
+                        ok = false;
+                }
+        }
+        return ok;
 }
 
 /* Prints a run's result as text or JSON; returns the CLI's exit status. */
@@ -448,6 +585,8 @@ int main(int argc, char **argv)
                 c.exit_code = EXIT_INTERNAL;
         } else if (c.have_result && !c.info_only) {
                 c.exit_code = print_result(&c);
+                if (c.out_dir && !c.copy_failed && !write_out_dir(&c) && c.exit_code == 0)
+                        c.exit_code = EXIT_INTERNAL;
         } else if (c.info_only && c.have_result) {
                 c.exit_code = 0;
         }
@@ -463,5 +602,7 @@ int main(int argc, char **argv)
         event_base_free(c.base);
         free((char *)c.req.code);
         free((char *)c.req.stdin_data);
+        json_decref(c.req.files);
+        json_decref(c.req.return_files);
         return c.exit_code;
 }

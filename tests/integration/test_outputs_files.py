@@ -197,3 +197,51 @@ def test_client_files_and_images(daemon):
     assert [sorted(o["data"]) for o in rr.outputs] == [["text/plain"], ["image/png", "text/plain"]]
     assert len(rr.images) == 1 and rr.images[0].startswith(PNG)
     assert c.run("1").files == {}
+
+
+# ---- the CLI: --file, --return-files, --out-dir ----
+
+def test_cli_files_in_and_out_dir(tmp_path):
+    from conftest import run
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"x,y\n1,2\n")
+    out = tmp_path / "out"
+    r = run("import matplotlib.pyplot as plt, os\nprint(open('data.csv').read(), open('in.csv').read())\n"
+            "plt.plot([1, 2]); plt.show(); plt.plot([2, 1])\n"
+            "os.makedirs('res/sub'); open('res/sub/a.txt', 'w').write('A')\n"
+            "os.symlink('/etc/passwd', 'res/pw')\n",
+            "--file", "%s=data.csv" % src, "--file", str(src), "--return-files", "res/*",
+            "--out-dir", str(out), "--preload", "matplotlib", json=False)
+    assert r.returncode == 0, r
+    assert r.raw_stdout == b"x,y\n1,2\n x,y\n1,2\n\n", r
+    assert "'res/pw' was not returned: not_regular" in r.cli_stderr, r
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() or p.is_symlink()) == \
+        ["output-1.png", "output-2.png", "res/sub/a.txt"]
+    assert (out / "res/sub/a.txt").read_bytes() == b"A"
+    assert (out / "output-2.png").read_bytes().startswith(PNG)
+
+
+def test_cli_out_dir_never_writes_through_a_symlink(tmp_path):
+    from conftest import run
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (out / "res").symlink_to(victim)
+    r = run("import os\nos.mkdir('res')\nopen('res/x', 'w').write('x')\n", "--return-files", "res/*",
+            "--out-dir", str(out), json=False)
+    assert r.returncode != 0, r
+    assert "cannot write 'res/x' in --out-dir" in r.cli_stderr, r
+    assert list(victim.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--file", "/nonexistent"], "cannot read file '/nonexistent'"),
+    (["--file", "/etc/hostname=../x"], "--file: a file's path must be relative"),
+    (["--return-files", ""], "--return-files: each return_files pattern must be a non-empty string"),
+])
+def test_cli_bad_file_arguments(args, message):
+    from conftest import run
+    r = run("1", *args, json=False)
+    assert r.returncode == 2, r
+    assert message in r.cli_stderr and r.cli_stderr.count("\n") == 1, r
