@@ -47,6 +47,8 @@ const ConfigEntry config_table[] = {
         INT_ENTRY("max-files", max_files, 0, 10000, 100, "files", "files a request may give, and a run may return"),
         INT_ENTRY("max-file-bytes", max_file_bytes, 0, 64 << 20, 8 << 20, "bytes", "largest file a run returns; larger ones are listed as skipped"),
         INT_ENTRY("max-files-bytes", max_files_bytes, 0, 64 << 20, 16 << 20, "bytes", "total size of the files given, and of those returned"),
+        INT_ENTRY("session-max-lifetime-s", session_max_lifetime_s, 1, 86400, 3600, "s", "a session is ended this long after it was made, whatever it does"),
+        INT_ENTRY("interrupt-grace-ms", interrupt_grace_ms, 10, 60000, 1000, "ms", "a session cell past its timeout gets KeyboardInterrupt; not stopped by then, its session is killed"),
         STR_ENTRY("cache-dir", cache_dir, "", "caches built once, such as matplotlib's font list (empty: /var/cache/pyrunner as root, else ~/.cache/pyrunner)"),
         STR_ENTRY("preload", preload, "numpy,pandas,scipy,sympy,matplotlib,sklearn", "modules the zygote imports ('' for none)"),
         DSTR_ENTRY("listen", listen, "127.0.0.1:8000", "address to serve, HOST:PORT"),
@@ -66,6 +68,9 @@ const ConfigEntry config_table[] = {
         DINT_ENTRY("send-stall-s", send_stall_s, 1, 3600, 10, "s", "a client that takes less than 64 KiB of its reply in this long is dropped"),
         DINT_ENTRY("drain-timeout-ms", drain_timeout_ms, 0, 600000, 10000, "ms", "on SIGTERM, how long runs in flight may finish"),
         DINT_ENTRY("debug-log", debug_log, 0, 1, 0, "bool", "log code and output (never in production)"),
+        DINT_ENTRY("max-sessions", max_sessions, 0, 100000, 100, "sessions", "live sessions in all (0: sessions off); more get 429"),
+        DINT_ENTRY("max-sessions-per-key", max_sessions_per_key, 1, 100000, 20, "sessions", "live sessions of one API key (or client without keys)"),
+        DINT_ENTRY("session-idle-timeout-s", session_idle_timeout_s, 1, 86400, 600, "s", "a session unused this long is ended (a session may ask for less)"),
         DINT_ENTRY("self-test", self_test, 0, 1, 1, "bool", "try escapes through the sandbox at start; fail closed"),
 };
 const size_t config_table_size = ELEMENTSOF(config_table);

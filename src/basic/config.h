@@ -39,6 +39,8 @@ typedef struct PyrConfig {
         int64_t max_files;           /* files a run is given, or returns */
         int64_t max_file_bytes;      /* one file's size, returned */
         int64_t max_files_bytes;     /* their total size, each way */
+        int64_t session_max_lifetime_s; /* a session is ended after this long */
+        int64_t interrupt_grace_ms;  /* a cell's interrupt, then its session is killed */
         char preload[256];           /* comma-separated modules the zygote imports */
         char cache_dir[256];         /* built-once caches; empty: the default for our uid */
         /* pyrunnerd */
@@ -60,6 +62,9 @@ typedef struct PyrConfig {
         int64_t drain_timeout_ms;
         int64_t debug_log;           /* log code and output too */
         int64_t self_test;
+        int64_t max_sessions;        /* live sessions in all */
+        int64_t max_sessions_per_key;
+        int64_t session_idle_timeout_s; /* default; a session may ask for less */
         uint64_t set_mask;           /* bit i: config_table[i] was set, not defaulted */
 } PyrConfig;
 

@@ -23,6 +23,8 @@
 
 typedef struct Req Req;
 TAILQ_HEAD(ReqList, Req);
+typedef struct Session Session;
+TAILQ_HEAD(SessionList, Session);
 
 typedef struct Daemon {
         struct event_base *base;
@@ -44,6 +46,9 @@ typedef struct Daemon {
         unsigned active, queued, sending, max_concurrency;
         size_t held_bytes;           /* of replies not yet taken by their clients */
         struct ReqList queue, all;
+        struct SessionList sessions;
+        unsigned n_sessions;
+        struct event *ev_sessions;   /* the idle and lifetime sweep */
         ConnSet conns;
         struct event *ev_term, *ev_int, *ev_drain, *ev_adopt, *ev_trim, *ev_accept;
         uint64_t next_id;
@@ -56,6 +61,7 @@ struct Req {
         struct timespec t0;
         size_t bytes_in;
         RunRequest run;
+        Session *session;            /* a cell's, while it runs */
         uint64_t ticket;
         bool submitted, queued, gone;
         struct event *ev_closed;
@@ -81,7 +87,20 @@ void reply_http_error(Req *r, const HttpError *e);
 
 /* runs.c: the run queue */
 /* Queues or submits a parsed run (r->run), or answers 429. */
+double now_s(void);
+const char *presented_key(Req *r);
+
 void run_admit(Req *r);
+/* sessions.c: the /sessions routes, and the sweep that ends idle ones. */
+void sessions_init(void);
+void sessions_handle(Req *r);
+/* r's cell ended (res NULL: it never ran): its session was used, or is
+ * gone with it. Nothing for other requests. */
+void sessions_cell_done(Req *r, const RunResult *res);
+/* Ends every idle session (draining). */
+void sessions_end_all(void);
+/* At exit: forgets them all (engine_free kills their sandboxes). */
+void sessions_free_all(void);
 void runs_start_next(void);
 /* On the drain deadline: 503 to the queued, cancel the running. */
 void runs_abort_all(void);

@@ -57,6 +57,8 @@ void req_free(Req *r)
         }
         if (r->ev_closed)
                 event_free(r->ev_closed);
+        /* A cell answered without running (its client left while queued). */
+        sessions_cell_done(r, NULL);
         TAILQ_REMOVE(&D.all, r, link);
         request_clear(&r->run);
         free(r);

@@ -11,7 +11,8 @@ static const double bucket_le[METRIC_BUCKETS] = {
 static const char *const route_names[_ROUTE_MAX] = {
         [ROUTE_HEALTH] = "/", [ROUTE_RUN] = "/run",
         [ROUTE_INVOKE] = "/system/python_executor/execute_code/invoke",
-        [ROUTE_METRICS] = "/metrics", [ROUTE_OPENAPI] = "/openapi.json", [ROUTE_OTHER] = "other",
+        [ROUTE_METRICS] = "/metrics", [ROUTE_OPENAPI] = "/openapi.json", [ROUTE_SESSIONS] = "/sessions",
+        [ROUTE_OTHER] = "other",
 };
 
 const char *route_name(Route r)

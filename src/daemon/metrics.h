@@ -22,6 +22,7 @@ typedef enum Route {
         ROUTE_INVOKE,
         ROUTE_METRICS,
         ROUTE_OPENAPI,
+        ROUTE_SESSIONS,
         ROUTE_OTHER,
         _ROUTE_MAX,
 } Route;

@@ -47,7 +47,7 @@ void daemon_check_idle(void)
                 evtimer_add(D.ev_trim, &(struct timeval){ .tv_sec = 1 }); /* restarts it */
 }
 
-static double now_s(void)
+double now_s(void)
 {
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
@@ -57,7 +57,7 @@ static double now_s(void)
 /* ---- GET / and GET /metrics ---- */
 
 /* The configured key r presents, if any. */
-static const char *presented_key(Req *r)
+const char *presented_key(Req *r)
 {
         struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
         return key_check(&D.keys, evhttp_find_header(in, "Authorization"),
@@ -173,6 +173,8 @@ static const RouteDef routes[] = {
         { "/system/python_executor/execute_code/invoke", ROUTE_INVOKE, EVHTTP_REQ_POST, true },
         { "/metrics", ROUTE_METRICS, EVHTTP_REQ_GET, false },
         { "/openapi.json", ROUTE_OPENAPI, EVHTTP_REQ_GET, false },
+        /* /sessions and below: the handler checks the method of each. */
+        { "/sessions", ROUTE_SESSIONS, 0, true },
 };
 
 static const RouteDef *find_route(struct evhttp_request *req)
@@ -180,7 +182,8 @@ static const RouteDef *find_route(struct evhttp_request *req)
         const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
         const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
         for (size_t i = 0; path && i < ELEMENTSOF(routes); i++)
-                if (strcmp(path, routes[i].path) == 0)
+                if (strcmp(path, routes[i].path) == 0 ||
+                    (routes[i].route == ROUTE_SESSIONS && !strncmp(path, "/sessions/", 10)))
                         return &routes[i];
         return NULL;
 }
@@ -241,12 +244,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 
         if (cmd == EVHTTP_REQ_OPTIONS && D.cfg.cors_origin[0]) {
                 struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-                evhttp_add_header(h, "Access-Control-Allow-Methods", def->method == EVHTTP_REQ_GET ? "GET" : "POST");
+                evhttp_add_header(h, "Access-Control-Allow-Methods", def->method == EVHTTP_REQ_GET ? "GET"
+                                                                     : def->method ? "POST" : "GET, POST, PUT, DELETE");
                 evhttp_add_header(h, "Access-Control-Allow-Headers", "Content-Type, Authorization, Integrations-API-Key");
                 evhttp_add_header(h, "Access-Control-Max-Age", "600");
                 return reply(r, 204, NULL, NULL, NULL);
         }
-        if (cmd != def->method && !(cmd == EVHTTP_REQ_HEAD && def->method == EVHTTP_REQ_GET)) {
+        if (def->method && cmd != def->method && !(cmd == EVHTTP_REQ_HEAD && def->method == EVHTTP_REQ_GET)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                                   def->method == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
                 return reply_error(r, 405, "method not allowed");
@@ -265,6 +269,8 @@ static void on_request(struct evhttp_request *req, void *arg)
                 return handle_metrics(r);
         case ROUTE_OPENAPI:
                 return handle_openapi(r);
+        case ROUTE_SESSIONS:
+                return sessions_handle(r);
         case ROUTE_OTHER:
         case _ROUTE_MAX:
         default:
@@ -349,6 +355,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         }
         D.draining = true;
         log_msg("info", "signal %d: draining %u runs", (int)sig, D.active + D.queued);
+        sessions_end_all();
         listen_stop();
         struct timeval tv = { D.cfg.drain_timeout_ms / 1000, (D.cfg.drain_timeout_ms % 1000) * 1000 };
         D.ev_drain = evtimer_new(D.base, on_drain_timeout, NULL);
@@ -408,6 +415,7 @@ static void shut_down(void)
         while ((q = TAILQ_FIRST(&D.all)))
                 req_free(q);
         listen_done();
+        sessions_free_all();
         engine_free(D.engine);
         if (D.ev_drain)
                 event_free(D.ev_drain);
@@ -434,6 +442,7 @@ int main(int argc, char **argv)
         if (!D.base)
                 fail_config("out of memory");
         start_engine();
+        sessions_init();
         start_http();
         listen_start((struct sockaddr *)&ss, sslen);
         watch_signals();

@@ -87,6 +87,7 @@ static void on_run_done(const RunResult *res, void *userdata)
         D.active--;
         D.metrics.executions[res->status]++;
         metrics_observe(&D.metrics.execution_seconds, res->execution_time);
+        sessions_cell_done(r, res);
         if (r->route == ROUTE_INVOKE) {
                 reply_json(r, 200, invoke_body(r, res), result_log(r, res));
         } else {
@@ -108,7 +109,12 @@ static void submit(Req *r)
         if (e < 0) {
                 r->submitted = false;
                 D.active--;
-                reply_error(r, 500, "the engine refused the run");
+                if (e == -EBUSY)
+                        reply_error(r, 409, "a cell of this session is running");
+                else if (e == -ENOENT)
+                        reply_error(r, 404, "the session has ended");
+                else
+                        reply_error(r, 500, "the engine refused the run");
         }
 }
 

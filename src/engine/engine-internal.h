@@ -50,9 +50,11 @@ struct Zyg {
 };
 
 /* SPAWNING -> IDLE -> BUSY -> DYING, or SPAWNING -> BUSY (a job waited for
- * it), or any -> DYING. DYING ends in sandbox_free once pid 1, pid 2 and
- * the cgroup are gone (or once nothing more can be waited for). */
-typedef enum SandboxState { SB_SPAWNING, SB_IDLE, SB_BUSY, SB_DYING } SandboxState;
+ * it), or any -> DYING. A session's: SPAWNING -> HELD <-> BUSY, kept
+ * between its jobs (cells) and never in the pool. DYING ends in
+ * sandbox_free once pid 1, pid 2 and the cgroup are gone (or once nothing
+ * more can be waited for). */
+typedef enum SandboxState { SB_SPAWNING, SB_IDLE, SB_HELD, SB_BUSY, SB_DYING } SandboxState;
 
 struct Sandbox {
         Engine *e;
@@ -65,6 +67,9 @@ struct Sandbox {
         struct bufferevent *ctl, *in;
         struct event *ev_out, *ev_err, *ev_init, *ev_timer;
         bool spawned, ready_frame, pid_exited, init_exited, killed;
+        bool session;                /* kept for many jobs (cells) */
+        unsigned runs;               /* its jobs so far */
+        usec_t last_used;
         bool freed;                  /* released; memory waits on e->dead */
         bool kill_delivered;         /* the kernel took a SIGKILL for all of it */
         int wait_status;
@@ -103,6 +108,7 @@ struct Job {
         char *out, *err;
         size_t out_len, err_len;
         bool out_trunc, err_trunc, kill_sent;
+        bool interrupt_sent;         /* a session cell's SIGINT at its timeout */
         CgroupStats base;
         RunOutcome oc;
         usec_t t_submit, t_start, t_end;
@@ -178,7 +184,9 @@ void zyg_replace_current(Engine *e);
 void engine_on_restart(evutil_socket_t fd, short what, void *arg);
 
 /* engine-sandbox.c */
-int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret);
+int sandbox_spawn(Engine *e, int64_t memory_mb, bool session, Sandbox **ret);
+/* A session's sandbox whose job is done, alive: kept for the next one. */
+void sandbox_hold(Sandbox *sb);
 void sandbox_kill(Sandbox *sb);
 /* To DYING: it runs nothing more (a job is done with it, or it failed). */
 void sandbox_let_go(Sandbox *sb);
@@ -219,6 +227,8 @@ int job_add_output(Job *j, const char *bundle, size_t len);
 int job_add_file(Job *j, json_t *m, const char *b64, size_t len);
 void job_free(Job *j);
 void job_set_deadline(Job *j, int64_t ms);
+/* A session cell's timeout: SIGINT to pid 2, then interrupt-grace-ms. */
+void job_interrupt(Job *j);
 
 /* engine-pool.c */
 void engine_dispatch(Engine *e);

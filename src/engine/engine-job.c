@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 
 #include "engine-internal.h"
@@ -261,6 +262,8 @@ void job_start(Job *j)
                 json_object_set(msg, "files", j->files_in);
         if (msg && j->return_files)
                 json_object_set(msg, "return_files", j->return_files);
+        if (msg && sb->session)
+                json_object_set_new(msg, "session", json_true());
         int r = msg ? sandbox_send_frame(sb, msg) : -ENOMEM;
         json_decref(msg);
         if (r < 0) {
@@ -271,6 +274,7 @@ void job_start(Job *j)
          * runs must not delay the timers that end them. */
         (void)setpriority(PRIO_PROCESS, (id_t)sb->pid, ZYG_RUN_NICE);
         j->state = JOB_RUNNING;
+        sb->runs++;
         e->n_running++;
         e->stats.runs_started++;
         j->t_start = now_usec();
@@ -328,6 +332,28 @@ static void job_build_result(Job *j)
         res->files_skipped = buf_to_array(j->files_skipped, &res->files_skipped_len);
         res->timeout_ms = j->timeout_ms;
         res->memory_mb = j->memory_mb;
+        res->in_session = sb && sb->session;
+}
+
+/* A session's sandbox outlives its job only if the job ended as the
+ * protocol says, with nothing killed or over a limit. */
+static bool job_keeps_session(const Job *j, const Sandbox *sb)
+{
+        return sb->session && j->state == JOB_RUNNING && j->oc.have_result && !j->kill_sent && !sb->killed &&
+               !j->oc.oom_kills && !j->oc.protocol_error && !j->oc.output_exceeded && !j->oc.cancelled &&
+               !sb->pid_exited && !sb->init_exited;
+}
+
+void job_interrupt(Job *j)
+{
+        Sandbox *sb = j->sb;
+        /* KeyboardInterrupt in the cell, as Jupyter does; past the grace
+         * the session goes (job_on_deadline). */
+        j->oc.timed_out = true;
+        j->interrupt_sent = true;
+        if (sb->pid > 0 && !sb->pid_exited)
+                (void)kill(sb->pid, SIGINT);
+        job_set_deadline(j, j->e->cfg.interrupt_grace_ms);
 }
 
 void job_finish(Job *j)
@@ -345,6 +371,8 @@ void job_finish(Job *j)
         if (sb)
                 sandbox_drain_output(sb);
         job_build_result(j);
+        bool keep = sb && job_keeps_session(j, sb);
+        j->res.session_ended = j->res.in_session && !keep;
         if (j->state == JOB_RUNNING)
                 e->n_running--;
         j->state = JOB_DONE;
@@ -352,12 +380,16 @@ void job_finish(Job *j)
         if (j->ev_watch)
                 event_del(j->ev_watch);
         if (sb) {
-                /* A sandbox runs one job: it goes now (killed first, so that
-                 * a result frame ends it fast). */
+                /* A sandbox runs one job, a session's many: else it goes now
+                 * (killed first, so that a result frame ends it fast). */
                 sb->job = NULL;
                 j->sb = NULL;
-                sandbox_let_go(sb);
-                sandbox_check(sb);
+                if (keep) {
+                        sandbox_hold(sb);
+                } else {
+                        sandbox_let_go(sb);
+                        sandbox_check(sb);
+                }
         }
         e->stats.runs_finished++;
         TAILQ_INSERT_TAIL(&e->completed, j, qlink);
@@ -406,6 +438,10 @@ static void job_on_deadline(evutil_socket_t fd, short what, void *arg)
                 sandbox_start_missed(j->sb);
                 break;
         case JOB_RUNNING:
+                if (j->sb->session && !j->interrupt_sent && !j->kill_sent) {
+                        job_interrupt(j);
+                        break;
+                }
                 if (!j->kill_sent) {
                         /* The user's timeout: kill, then allow a bounded grace
                          * for the sandbox to be seen going. */

@@ -28,7 +28,7 @@ static unsigned pool_spawning(const Engine *e)
         unsigned n = 0;
         const Sandbox *sb;
         TAILQ_FOREACH(sb, &e->sandboxes, link)
-                n += sb->state == SB_SPAWNING && !sb->job && sb->zyg == e->current;
+                n += sb->state == SB_SPAWNING && !sb->job && !sb->session && sb->zyg == e->current;
         return n;
 }
 
@@ -39,7 +39,7 @@ static void pool_fill(Engine *e)
         while (e->current && e->current->state == ZYG_READY &&
                e->n_idle + pool_spawning(e) < (unsigned)e->cfg.pool_size) {
                 Sandbox *sb;
-                if (sandbox_spawn(e, e->cfg.memory_mb, &sb) < 0) {
+                if (sandbox_spawn(e, e->cfg.memory_mb, false, &sb) < 0) {
                         /* Back off, so a persistent failure cannot spin. */
                         unsigned ms = MIN(10u << MIN(e->pool_failures, 7u), 1000u);
                         struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -71,7 +71,7 @@ void engine_dispatch(Engine *e)
                 while ((j = TAILQ_FIRST(&e->queued)) && e->current && e->current->state == ZYG_READY) {
                         Sandbox *sb = TAILQ_FIRST(&e->idle);
                         if (!sb) {
-                                int r = sandbox_spawn(e, j->memory_mb, &sb);
+                                int r = sandbox_spawn(e, j->memory_mb, false, &sb);
                                 if (r == -EAGAIN)
                                         break; /* the zygote is behind: wait, within the deadline */
                                 if (r < 0) {

@@ -29,9 +29,10 @@ static bool sandbox_can_become(SandboxState from, SandboxState to)
 {
         switch (to) {
         case SB_IDLE:
-                return from == SB_SPAWNING;
+        case SB_HELD:
+                return from == SB_SPAWNING || (to == SB_HELD && from == SB_BUSY);
         case SB_BUSY:
-                return from == SB_SPAWNING || from == SB_IDLE;
+                return from == SB_SPAWNING || from == SB_IDLE || from == SB_HELD;
         case SB_DYING:
                 return from != SB_DYING;
         case SB_SPAWNING:
@@ -309,6 +310,11 @@ static void sandbox_ready(Sandbox *sb)
                 job_start(sb->job);
                 return;
         }
+        if (sb->session) {
+                sandbox_set_state(sb, SB_HELD);
+                zyg_update_priority(sb->zyg);
+                return;
+        }
         sandbox_set_state(sb, SB_IDLE);
         TAILQ_INSERT_TAIL(&e->idle, sb, ilink);
         e->n_idle++;
@@ -343,13 +349,21 @@ void sandbox_on_spawned(Sandbox *sb, int error, const char *message, pid_t pid, 
                 sandbox_ready(sb);
 }
 
+void sandbox_hold(Sandbox *sb)
+{
+        assert_se(sb->session && !sb->job);
+        sandbox_set_state(sb, SB_HELD);
+        sb->last_used = now_usec();
+}
+
 void sandbox_attach(Sandbox *sb, Job *j)
 {
-        assert_se(!sb->job && !j->sb && (sb->state == SB_IDLE || sb->state == SB_SPAWNING));
+        assert_se(!sb->job && !j->sb && (sb->state == SB_IDLE || sb->state == SB_HELD || sb->state == SB_SPAWNING));
         sb->job = j;
         j->sb = sb;
-        if (sb->state == SB_IDLE) {
-                pool_remove_idle(sb);
+        if (sb->state == SB_IDLE || sb->state == SB_HELD) {
+                if (sb->state == SB_IDLE)
+                        pool_remove_idle(sb);
                 sandbox_set_state(sb, SB_BUSY);
                 job_start(j);
                 return;
@@ -423,6 +437,9 @@ static bool sandbox_handle_frame(Sandbox *sb, char **data, size_t len, bool drai
                 else if (!draining)
                         job_finish(j);
                 more = false;
+        } else if (type && (!strcmp(type, "output") || !strcmp(type, "file")) && !j && sb->session &&
+                   sb->state == SB_HELD) {
+                /* A session's thread displayed between cells: no one to show it to. */
         } else if (type && (!strcmp(type, "output") || !strcmp(type, "file")) && j && j->state == JOB_RUNNING &&
                    !j->oc.have_result) {
                 const char *body = nl ? nl + 1 : "";
@@ -611,6 +628,8 @@ static int sandbox_make_cgroup(Sandbox *sb, int64_t memory_mb, int *cgfds)
 static int sandbox_send_spawn(Sandbox *sb, int in, int out, int err, int ctl, const int *cgfds, int n_cg)
 {
         Engine *e = sb->e;
+        /* RLIMIT_CPU counts the whole process: a session's spans its life. */
+        int64_t cpu_s = sb->session ? e->cfg.session_max_lifetime_s : e->cfg.max_timeout_ms / 1000;
         ZygSpawn m = {
                 .type = ZYG_MSG_SPAWN,
                 .n_cgroup_fds = (uint32_t)n_cg,
@@ -623,7 +642,7 @@ static int sandbox_send_spawn(Sandbox *sb, int in, int out, int err, int ctl, co
                         .fsize_bytes = (uint64_t)e->cfg.tmpfs_mb << 20,
                         .stack_bytes = (uint64_t)e->cfg.stack_mb << 20,
                         .nofile = (uint32_t)e->cfg.nofile,
-                        .cpu_seconds = (uint32_t)(e->cfg.max_timeout_ms / 1000 + 2),
+                        .cpu_seconds = (uint32_t)(cpu_s + 2),
                         /* No pids cgroup: RLIMIT_NPROC, shared by all sandboxes of
                          * the same host uid, is the only brake on fork bombs. */
                         .nproc = e->cgroot.mode == CGROUP_MODE_NONE ? (uint32_t)e->cfg.pids_max : 0,
@@ -640,7 +659,7 @@ static int sandbox_send_spawn(Sandbox *sb, int in, int out, int err, int ctl, co
 #define SO_PASSRIGHTS 83             /* Linux 6.16 */
 #endif
 
-int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
+int sandbox_spawn(Engine *e, int64_t memory_mb, bool session, Sandbox **ret)
 {
         Zyg *z = e->current;
         _cleanup_close_pair_ int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 },
@@ -668,6 +687,7 @@ int sandbox_spawn(Engine *e, int64_t memory_mb, Sandbox **ret)
         sb->uid_slot = slot;
         sb->id = ++e->next_id;
         sb->state = SB_SPAWNING;
+        sb->session = session;
         sb->out_fd = sb->err_fd = sb->init_pidfd = -1;
         cg_init(&sb->cg);
         TAILQ_INSERT_TAIL(&e->sandboxes, sb, link);

@@ -67,6 +67,12 @@ void engine_on_reap(evutil_socket_t fd, short what, void *arg)
         }
 }
 
+static Sandbox *session_find(const Engine *e, uint64_t id)
+{
+        Sandbox *sb = sandbox_by_id((Engine *)e, id);
+        return sb && sb->session && sb->state != SB_DYING && !sb->freed ? sb : NULL;
+}
+
 int run_files_check(json_t *files, int64_t max_files, int64_t max_bytes, const char **field, const char **why)
 {
         size_t i, total = 0;
@@ -140,6 +146,14 @@ int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *user
                 return -EILSEQ;
         if (t < 100 || t > c->max_timeout_ms || m < c->min_memory_mb || m > c->max_memory_mb)
                 return -ERANGE;
+        Sandbox *sess = NULL;
+        if (req->session) {
+                sess = session_find(e, req->session);
+                if (!sess)
+                        return -ENOENT;
+                if (sess->job)
+                        return -EBUSY;
+        }
         const char *field, *why;
         if (req->files && (r = run_files_check(req->files, c->max_files, c->max_files_bytes, &field, &why)) < 0)
                 return r;
@@ -170,11 +184,73 @@ int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *user
         j->memory_mb = m;
         j->done = done;
         j->userdata = userdata;
-        TAILQ_INSERT_TAIL(&e->queued, j, qlink);
-        job_set_deadline(j, c->queue_timeout_ms);
         if (ret)
                 *ret = j->ticket;
+        if (sess) {
+                j->memory_mb = sess->cur_memory_mb;
+                sandbox_attach(sess, j);
+                return 0;
+        }
+        TAILQ_INSERT_TAIL(&e->queued, j, qlink);
+        job_set_deadline(j, c->queue_timeout_ms);
         engine_dispatch(e);
+        return 0;
+}
+
+int engine_session_new(Engine *e, int64_t memory_mb, uint64_t *ret_id)
+{
+        const PyrConfig *c = &e->cfg;
+        int64_t m = memory_mb ? memory_mb : c->memory_mb;
+        Sandbox *sb;
+
+        if (m < c->min_memory_mb || m > c->max_memory_mb)
+                return -ERANGE;
+        if (e->freeing)
+                return -ESHUTDOWN;
+        int r = sandbox_spawn(e, m, true, &sb);
+        if (r < 0)
+                return r;
+        sb->cur_memory_mb = m;
+        sb->last_used = now_usec();
+        *ret_id = sb->id;
+        return 0;
+}
+
+void engine_session_free(Engine *e, uint64_t id)
+{
+        Sandbox *sb = session_find(e, id);
+        if (!sb)
+                return;
+        if (sb->job) {
+                /* Its cell ends as killed; the session with it. */
+                sb->job->oc.cancelled = true;
+                job_finish(sb->job);
+                return;
+        }
+        sandbox_let_go(sb);
+        sandbox_check(sb);
+}
+
+int engine_session_interrupt(Engine *e, uint64_t id)
+{
+        Sandbox *sb = session_find(e, id);
+        if (!sb)
+                return -ENOENT;
+        if (!sb->job || sb->job->state != JOB_RUNNING || sb->job->interrupt_sent)
+                return -EALREADY;
+        job_interrupt(sb->job);
+        return 0;
+}
+
+int engine_session_info(const Engine *e, uint64_t id, SessionInfo *ret)
+{
+        Sandbox *sb = session_find(e, id);
+        CgroupStats st;
+        if (!sb)
+                return -ENOENT;
+        *ret = (SessionInfo){ .running = sb->job != NULL, .runs = sb->runs };
+        if (sb->has_cg && cg_read_stats(&sb->cg, &st) == 0)
+                ret->memory_used = (double)st.memory_current / (1024.0 * 1024.0);
         return 0;
 }
 

@@ -31,6 +31,9 @@ typedef struct RunRequest {
         /* true (every file the run created or changed) or [glob...]: the
          * result lists them in "files". NULL or false: none. */
         json_t *return_files;
+        /* A cell of this session (engine_session_new), in its state; its
+         * memory limit is the session's. 0: a one-shot run. */
+        uint64_t session;
 } RunRequest;
 
 /* Checks a request's files against the caps: 0, or -EINVAL (-E2BIG over
@@ -86,8 +89,28 @@ void engine_free(Engine *e);
  * for a sandbox, start-timeout for it to start, then its own timeout plus
  * kill-grace; a missed phase ends it as internal_error. */
 int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *userdata, uint64_t *ret_ticket);
+/* engine_submit's errors for a cell: -ENOENT no such session (or ended),
+ * -EBUSY a cell of it runs already. */
 /* Kills a run; its done callback still fires (later), with status killed. */
 void engine_cancel(Engine *e, uint64_t ticket);
+
+/* A session: one sandbox kept alive for many runs (cells), one at a time,
+ * in the same __main__. It starts now; a cell sent meanwhile waits for it.
+ * It ends when its sandbox does (a memory kill, a cell that ignored its
+ * interrupt, engine_session_free). -EAGAIN: no zygote or uid is free. */
+int engine_session_new(Engine *e, int64_t memory_mb, uint64_t *ret_id);
+void engine_session_free(Engine *e, uint64_t id);
+/* Stops its running cell as its timeout would: KeyboardInterrupt, then,
+ * past interrupt-grace-ms, the session is killed. -ENOENT, or -EALREADY
+ * when nothing runs. */
+int engine_session_interrupt(Engine *e, uint64_t id);
+typedef struct SessionInfo {
+        bool running;
+        unsigned runs;
+        double memory_used;          /* MiB now (cgroup), 0 without one */
+        } SessionInfo;
+/* -ENOENT once it has ended. */
+int engine_session_info(const Engine *e, uint64_t id, SessionInfo *ret);
 
 /* Zygote's READY info (Python and library versions), or NULL. */
 const char *engine_info(const Engine *e);

@@ -189,6 +189,8 @@ json_t *run_result_to_json(const RunResult *r)
         free(summary);
         json_object_set_new(o, "error_info", r->error ? json_incref(r->error) : json_null());
         json_object_set_new(o, "outputs_truncated", json_boolean(r->outputs_truncated));
+        if (r->in_session)
+                json_object_set_new(o, "session_ended", json_boolean(r->session_ended));
         return o;
 }
 

@@ -62,6 +62,8 @@ typedef struct RunResult {
         size_t files_len;
         char *files_skipped;         /* [{"path", "size", "reason"}...] */
         size_t files_skipped_len;
+        bool in_session;             /* a session's cell: "session_ended" is in the reply */
+        bool session_ended;          /* its session is gone with it */
         int64_t timeout_ms, memory_mb; /* the limits the run had */
 } RunResult;
 

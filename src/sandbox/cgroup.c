@@ -445,6 +445,7 @@ int cg_read_stats(const Cgroup *cg, CgroupStats *ret)
                 if (read_u64(m, cg->root->has_memsw ? "memory.memsw.max_usage_in_bytes"
                                                     : "memory.max_usage_in_bytes", &ret->memory_peak) < 0)
                         (void)read_u64(m, "memory.max_usage_in_bytes", &ret->memory_peak);
+                (void)read_u64(m, "memory.usage_in_bytes", &ret->memory_current);
                 (void)read_keyed(m, "memory.oom_control", "oom_kill", &ret->oom_kills);
                 if (cg->dirfd[CG_CPUACCT] >= 0)
                         (void)read_u64(cg->dirfd[CG_CPUACCT], "cpuacct.usage", &ret->cpu_usage_ns);
@@ -454,6 +455,7 @@ int cg_read_stats(const Cgroup *cg, CgroupStats *ret)
                 int d = cg->dirfd[CG_MEMORY];
                 uint64_t us = 0;
                 (void)read_u64(d, "memory.peak", &ret->memory_peak);
+                (void)read_u64(d, "memory.current", &ret->memory_current);
                 (void)read_keyed(d, "memory.events", "oom_kill", &ret->oom_kills);
                 if (read_keyed(d, "cpu.stat", "usage_usec", &us) == 0)
                         ret->cpu_usage_ns = us * 1000;

@@ -24,6 +24,7 @@ typedef struct CgroupLimits {
 
 typedef struct CgroupStats {
         uint64_t memory_peak;        /* bytes */
+        uint64_t memory_current;     /* bytes, now */
         uint64_t cpu_usage_ns;
         uint64_t oom_kills;
 } CgroupStats;

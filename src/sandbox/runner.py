@@ -493,6 +493,8 @@ def _warm_display():
 def _cell(req, env):
     """One run of code in env: its files in, the code, its figures and
     files out. Returns (status, exit_code, error)."""
+    global _n_outputs
+    _n_outputs = 0
     _limits.update(req.get("limits") or {})
     wanted = req.get("return_files")
     before = None
@@ -517,14 +519,43 @@ def _cell(req, env):
     return status, exit_code, error
 
 
-def main():
+def _read_frame():
     n = int.from_bytes(_read_exact(4), "big")
-    req = json.loads(_read_exact(n).decode("utf-8"))
+    return json.loads(_read_exact(n).decode("utf-8"))
+
+
+def _session_cell(req, env):
+    # A cell of a session: SIGINT (the engine's interrupt at a cell's
+    # timeout) is KeyboardInterrupt inside the cell and ignored outside.
+    signal = sys.modules.get("signal") or __import__("signal")
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        status, exit_code, error = _cell(req, env)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _flush()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        status, exit_code, error = "error", 1, {"type": "KeyboardInterrupt", "module": "builtins",
+                                               "message": "", "line": None, "traceback": None}
+    msg = _result(status, exit_code, error, env)
+    value = msg.pop("result", None)
+    _send(msg, None if value is None else _dumps(value))
+
+
+def main():
+    req = _read_frame()
     _reseed()
     main_mod = type(sys)("__main__")
     main_mod.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main_mod
     sys.argv = ["<main>"]
+    if req.get("session"):
+        # Cells until the engine ends the sandbox, in one __main__.
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            _session_cell(req, main_mod.__dict__)
+            req = _read_frame()
     status, exit_code, error = _cell(req, main_mod.__dict__)
     # What a normal interpreter does at exit: wait for non-daemon threads,
     # then run the atexit handlers.

@@ -19,7 +19,7 @@ from .errors import (  # noqa: E402
     describe_error, exception_for_error_info, exception_for_result,
 )
 from .result import RunResult  # noqa: E402
-from .client import DEFAULT_URL, Client  # noqa: E402
+from .client import DEFAULT_URL, Client, Session  # noqa: E402
 from .executors import (  # noqa: E402
     BaseExecutor, LocalExecutor, RemoteExecutor, execute_python_code_with_result, find_pyrunner,
 )
@@ -27,7 +27,7 @@ from .executors import (  # noqa: E402
 __all__ = [
     "__version__",
     # HTTP client and results
-    "Client", "DEFAULT_URL", "RunResult",
+    "Client", "Session", "DEFAULT_URL", "RunResult",
     # executors
     "BaseExecutor", "RemoteExecutor", "LocalExecutor", "execute_python_code_with_result",
     "find_pyrunner",

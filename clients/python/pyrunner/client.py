@@ -15,7 +15,7 @@ from .errors import (AuthenticationError, ProtocolError, PyrunnerConnectionError
                      RateLimitedError, ServiceUnavailableError, ValidationError)
 from .result import parse_run_result
 
-__all__ = ["Client", "DEFAULT_URL"]
+__all__ = ["Client", "Session", "DEFAULT_URL"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -136,6 +136,25 @@ class Client:
         below the working directory to str or bytes, written before the
         code runs; `return_files` (True, or a list of glob patterns) asks
         for files back in ``RunResult.files``."""
+        return self._run("/run", code, timeout, memory_limit, stdin, files, return_files)
+
+    def session(self, memory_limit=None, idle_timeout=None):
+        """``POST /sessions``: a ``Session``, whose cells share their state.
+        Use it as a context manager, which deletes it at exit."""
+        body = {}
+        if memory_limit is not None:
+            body["memory_limit"] = _whole_seconds(memory_limit)
+        if idle_timeout is not None:
+            body["idle_timeout"] = _whole_seconds(idle_timeout)
+        wait = self.timeout if self.timeout is not None else _HEALTH_TIMEOUT
+        _, _, raw = self._request("POST", "/sessions", json.dumps(body).encode(), wait, accept=(201,))
+        d = self._json(raw, "session")
+        if not isinstance(d, dict) or not isinstance(d.get("session_id"), str) or \
+                not all(c in "0123456789abcdef" for c in d["session_id"]):
+            raise ProtocolError("session answer has no valid session_id")
+        return Session(self, d["session_id"], d)
+
+    def _run(self, path, code, timeout, memory_limit, stdin, files, return_files):
         if not isinstance(code, str):
             raise TypeError("code must be a str, not %s" % type(code).__name__)
         body = {"code": code}
@@ -157,7 +176,7 @@ class Client:
         else:
             run_timeout = timeout if isinstance(timeout, (int, float)) and timeout > 0 else _SERVER_MAX_TIMEOUT
             wait = float(run_timeout) + _SLACK
-        _, _, raw = self._request("POST", "/run", data, wait)
+        _, _, raw = self._request("POST", path, data, wait)
         try:
             requested = float(timeout) if timeout is not None else None
         except (TypeError, ValueError):
@@ -237,3 +256,39 @@ def _encode_files(files):
         else:
             raise TypeError("file %r must be str or bytes, not %s" % (path, type(data).__name__))
     return out
+
+
+class Session:
+    """A sandbox kept alive on the server (``Client.session()``): each
+    ``run()`` is a cell in the same ``__main__`` and ``/tmp``. ``close()``
+    (or leaving a ``with`` block) deletes it. ``info`` is the server's
+    answer when it was made."""
+
+    def __init__(self, client, session_id, info):
+        self.client = client
+        self.id = session_id
+        self.info = info
+        self.closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+    def run(self, code, timeout=None, files=None, return_files=None):
+        """``POST /sessions/{id}/run``: a cell; returns its ``RunResult``
+        (``raw["session_ended"]`` says whether the session ended with it)."""
+        return self.client._run("/sessions/%s/run" % self.id, code, timeout, None, None, files, return_files)
+
+    def interrupt(self):
+        """Stops the running cell, as its timeout would. False if none ran."""
+        status, _, _ = self.client._request("POST", "/sessions/%s/interrupt" % self.id, b"{}",
+                                            _HEALTH_TIMEOUT, accept=(200, 409))
+        return status == 200
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.client._request("DELETE", "/sessions/%s" % self.id, None, _HEALTH_TIMEOUT, accept=(204, 404))
