@@ -57,14 +57,17 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def run(self, code, **fields):
+    def run(self, code, path="/run", **fields):
         body = dict(fields)
         body["code"] = code
+        return self.post(path, body)
+
+    def post(self, path, body, method="POST"):
         data = json.dumps(body)
         for attempt in (0, 1):
             try:
                 t0 = time.perf_counter()
-                self.conn.request("POST", "/run", body=data, headers={"Content-Type": "application/json"})
+                self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
                 r = self.conn.getresponse()
                 raw = r.read()
                 dt = time.perf_counter() - t0
@@ -74,9 +77,9 @@ class Client:
                     raise
                 self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        if r.status != 200:
+        if r.status not in (200, 201, 204):
             raise RuntimeError("HTTP %d: %r" % (r.status, raw[:300]))
-        return dt, json.loads(raw)
+        return dt, json.loads(raw) if raw else None
 
     def close(self):
         self.conn.close()
@@ -169,7 +172,7 @@ def start_daemon(binary, port):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYRUNNER_") and not k.startswith("PYTHON_EXECUTOR_")}
     argv = [binary, "--listen", "127.0.0.1:%d" % port, "--max-concurrency", "16", "--max-queue", "256",
-            "--rate-limit", "0",
+            "--rate-limit", "0", "--max-sessions", "1000", "--max-sessions-per-key", "1000",
             # A spare zygote still importing would share the CPU with the
             # first measurements; idle, it costs none.
             "--spare-zygote", "0"]
@@ -216,6 +219,65 @@ def engine_p50(build, n):
     return out
 
 
+PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\n"
+SAVEFIG = "import io\nimport matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.savefig(io.BytesIO(), format='png')\nplt.close()\n"
+
+
+def sessions_and_plots(port, pid, n, n_plots, n_sessions):
+    """Session cells, an idle session's memory, plots and many idle sessions,
+    each beside its one-shot reference measured here too."""
+    c = Client(port)
+    out = {}
+    try:
+        _, s = c.post("/sessions", {})
+        path = "/sessions/%s/run" % s["session_id"]
+        c.run("x = 0", path)
+        lat = []
+        for _ in range(n):
+            dt, res = c.run("x = x + 1", path)
+            expect_success(res, "cell")
+            lat.append(dt)
+        out["cell_p50"] = pct(lat, 0.5) * 1e3
+        out["print_p50"] = pct(latency(port, "a print", "print('hi')", n, 5), 0.5) * 1e3
+        time.sleep(0.2)
+        _, info = c.post("/sessions/" + s["session_id"], None, "GET")
+        out["idle_mib"] = info["memory_used"]
+        plot, savefig, second = [], [], []
+        for _ in range(n_plots):      # paced: one at a time, alternating
+            dt, res = c.run(PLOT)
+            expect_success(res, "plot")
+            if not (res["outputs"] and "image/png" in res["outputs"][0]["data"]):
+                raise RuntimeError("the plot run gave no PNG")
+            plot.append(dt)
+            dt, res = c.run(SAVEFIG)
+            expect_success(res, "savefig")
+            savefig.append(dt)
+            dt, res = c.run(PLOT, path)
+            expect_success(res, "plot in a session")
+            second.append(dt)
+        out["plot_p50"], out["savefig_p50"] = pct(plot, 0.5) * 1e3, pct(savefig, 0.5) * 1e3
+        out["plot_session_p50"] = pct(second, 0.5) * 1e3
+        c.post("/sessions/" + s["session_id"], None, "DELETE")
+        # Many idle sessions: one's cell latency beside it alone, the daemon's RSS.
+        ids = []
+        for _ in range(n_sessions):
+            _, s2 = c.post("/sessions", {})
+            ids.append(s2["session_id"])
+            c.run("y = 1", "/sessions/%s/run" % s2["session_id"])
+        lat = []
+        for _ in range(n):
+            dt, res = c.run("y = y + 1", "/sessions/%s/run" % ids[0])
+            lat.append(dt)
+        out["cell_many_p50"] = pct(lat, 0.5) * 1e3
+        out["rss_many"] = rss_mb(pid)
+        out["n_sessions"] = n_sessions
+        for sid in ids:
+            c.post("/sessions/" + sid, None, "DELETE")
+    finally:
+        c.close()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
@@ -224,6 +286,8 @@ def main():
     ap.add_argument("--tput-n", type=int, default=400, help="requests per throughput measurement")
     ap.add_argument("--timeout-runs", type=int, default=5)
     ap.add_argument("--no-engine", action="store_true", help="skip the engine-level reference")
+    ap.add_argument("--plots", type=int, default=20, help="plot runs (paced, each beside a savefig run)")
+    ap.add_argument("--sessions", type=int, default=100, help="idle sessions held at once")
     args = ap.parse_args()
 
     binary = os.environ.get("PYRUNNERD_BIN") or os.path.join(args.build, "src", "daemon", "pyrunnerd")
@@ -251,6 +315,7 @@ def main():
             results[name] = {"p50": pct(lat, 0.5) * 1e3, "p99": pct(lat, 0.99) * 1e3, "r4": r4, "r16": r16,
                              "p50_16": pct(lat16, 0.5) * 1e3, "rss16": rss16}
         rss_max16 = max(r["rss16"] for r in results.values())
+        sess = sessions_and_plots(port, pid, args.n, args.plots, args.sessions)
         c = Client(port)
         tw = []
         for _ in range(args.timeout_runs):
@@ -284,6 +349,19 @@ def main():
           % (t_timeout, len(tw), ", ".join("%.3f" % x for x in tw)))
     print("daemon stopped with SIGTERM in %.2f s, exit status %s" % (t_stop, rc))
 
+    print()
+    print("sessions and plots (paced, one client):")
+    print("  cell `x = x + 1` p50 %.2f ms; a one-shot print p50 %.2f ms (ratio %.2f)"
+          % (sess["cell_p50"], sess["print_p50"], sess["cell_p50"] / sess["print_p50"]))
+    print("  idle session after %d cells: %.2f MiB of cgroup memory" % (args.n + 1, sess["idle_mib"]))
+    print("  plot + PNG one-shot p50 %.1f ms; bare savefig one-shot p50 %.1f ms (ratio %.2f); "
+          "a plot in a session p50 %.1f ms"
+          % (sess["plot_p50"], sess["savefig_p50"], sess["plot_p50"] / sess["savefig_p50"],
+             sess["plot_session_p50"]))
+    print("  %d idle sessions: one's cell p50 %.2f ms (%.2fx alone); daemon RSS %.1f MB"
+          % (sess["n_sessions"], sess["cell_many_p50"], sess["cell_many_p50"] / sess["cell_p50"],
+             sess["rss_many"]))
+
     if not args.no_engine:
         eng = engine_p50(args.build, args.n)
         if eng:
@@ -306,6 +384,15 @@ def main():
     targets.append(("daemon RSS <= 30 MB idle", rss_idle <= 30, "%.1f MB" % rss_idle))
     targets.append(("daemon RSS <= 60 MB at concurrency 16", rss_max16 <= 60, "%.1f MB" % rss_max16))
     targets.append(("2 s timeout answered within 2.05 s", t_timeout <= 2.05, "%.3f s" % t_timeout))
+    targets.append(("session cell p50 <= 1 ms", sess["cell_p50"] <= 1.0, "%.2f ms" % sess["cell_p50"]))
+    targets.append(("idle session <= 4 MiB", sess["idle_mib"] <= 4.0, "%.2f MiB" % sess["idle_mib"]))
+    targets.append(("plot + PNG one-shot p50 <= 50 ms", sess["plot_p50"] <= 50, "%.1f ms" % sess["plot_p50"]))
+    targets.append(("second plot in a session p50 <= 25 ms", sess["plot_session_p50"] <= 25,
+                    "%.1f ms" % sess["plot_session_p50"]))
+    targets.append(("cell p50 with %d idle sessions <= 1.5x alone" % sess["n_sessions"],
+                    sess["cell_many_p50"] <= 1.5 * sess["cell_p50"], "%.2fx" % (sess["cell_many_p50"] / sess["cell_p50"])))
+    targets.append(("daemon RSS <= 50 MB with %d idle sessions" % sess["n_sessions"], sess["rss_many"] <= 50,
+                    "%.1f MB" % sess["rss_many"]))
     print()
     print("targets:")
     for what, ok, value in targets:
