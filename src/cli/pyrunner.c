@@ -477,8 +477,14 @@ static bool write_out_dir(const Cli *c)
                 say("cannot open --out-dir '%s': %s", c->out_dir, strerror(errno));
                 return false;
         }
+        /* Text the engine checked, but whose tree may still be large: bounded. */
+        static const JsonLimits lim = { .max_depth = 70, .max_containers = 1000000, .max_values = 4000000 };
         json_auto_t *files = res->files ? json_loadb(res->files, res->files_len, 0, NULL) : json_array();
-        json_auto_t *outputs = res->outputs ? json_loadb(res->outputs, res->outputs_len, 0, NULL) : json_array();
+        json_auto_t *outputs = res->outputs && json_check(res->outputs, res->outputs_len, &lim) == 0
+                                       ? json_loadb(res->outputs, res->outputs_len, 0, NULL)
+                                       : json_array();
+        if (res->outputs && json_array_size(outputs) == 0)
+                say("the outputs are too large to look for images in");
         size_t i, images = 0;
         json_t *v;
         bool ok = true;

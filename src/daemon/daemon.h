@@ -90,6 +90,9 @@ void reply_http_error(Req *r, const HttpError *e);
 double now_s(void);
 const char *presented_key(Req *r);
 
+/* Answers 503 when no run may start now (draining, starting, a failed
+ * self-test, the reply budget spent): true if it did. */
+bool runs_refuse(Req *r);
 void run_admit(Req *r);
 /* sessions.c: the /sessions routes, and the sweep that ends idle ones. */
 void sessions_init(void);

@@ -145,17 +145,23 @@ static void handle_run(Req *r, bool invoke)
         if (request_parse((const char *)evbuffer_pullup(in, -1), len, invoke ? &D.limits_invoke : &D.limits_run,
                           invoke, &r->run, &err) < 0)
                 return reply_http_error(r, &err);
+        if (!runs_refuse(r))
+                run_admit(r);
+}
+
+bool runs_refuse(Req *r)
+{
         if (D.draining)
-                return reply_retry(r, 503, "the service is shutting down", 5);
+                return reply_retry(r, 503, "the service is shutting down", 5), true;
         if (D.self_test_done && !D.self_test_passed)
-                return reply_retry(r, 503, D.reason, 60);
+                return reply_retry(r, 503, D.reason, 60), true;
         if (!D.engine_ready || !D.self_test_done)
-                return reply_retry(r, 503, "the service is starting", 2);
+                return reply_retry(r, 503, "the service is starting", 2), true;
         /* Replies that clients are slow to take stay in memory: a run's
          * answer may be tens of MiB, so past the budget no new ones. */
         if (D.held_bytes > (size_t)D.cfg.max_reply_bytes)
-                return reply_retry(r, 503, "too many replies wait for their clients to read them", 1);
-        run_admit(r);
+                return reply_retry(r, 503, "too many replies wait for their clients to read them", 1), true;
+        return false;
 }
 
 /* ---- routing ---- */

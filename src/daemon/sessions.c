@@ -168,6 +168,8 @@ static void session_create(Req *r)
         int e = engine_session_new(D.engine, memory, &s->eid);
         if (e < 0) {
                 free(s);
+                if (e == -EOPNOTSUPP)
+                        return reply_error(r, 503, "sessions need a memory cgroup, which this server lacks");
                 return reply_retry(r, 503, "no sandbox can be made now", 1);
         }
         snprintf(s->owner, sizeof(s->owner), "%s", owner);
@@ -190,11 +192,12 @@ static Session *session_find(Req *r, const char *id, size_t len)
         return NULL;
 }
 
-static bool body_has(Req *r, const char *a, const char *b)
+/* The first of a cell's forbidden fields that the body has, or NULL. */
+static const char *cell_forbidden(Req *r)
 {
         struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
         json_auto_t *o = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
-        return json_object_get(o, a) || json_object_get(o, b);
+        return json_object_get(o, "memory_limit") ? "memory_limit" : json_object_get(o, "stdin") ? "stdin" : NULL;
 }
 
 /* POST /sessions/{id}/run: the body and reply of POST /run. */
@@ -208,12 +211,17 @@ static void session_run(Req *r, Session *s)
         if (request_parse((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), &D.limits_run, false,
                           &r->run, &err) < 0)
                 return reply_http_error(r, &err);
-        if (body_has(r, "memory_limit", "stdin"))
-                return reply_error(r, 422, "a cell takes neither memory_limit (the session's holds) nor stdin");
+        const char *bad = cell_forbidden(r);
+        if (bad) {
+                err = (HttpError){ .status = 422, .type = "extra_forbidden" };
+                snprintf(err.field, sizeof(err.field), "%s", bad);
+                snprintf(err.message, sizeof(err.message), "a cell takes no %s (the session's memory limit holds)", bad);
+                return reply_http_error(r, &err);
+        }
         if (s->running)
                 return reply_error(r, 409, "a cell of this session is running");
-        if (D.draining)
-                return reply_retry(r, 503, "the service is shutting down", 5);
+        if (runs_refuse(r))
+                return;
         r->run.session = s->eid;
         r->session = s;
         s->running = true;

@@ -109,6 +109,7 @@ struct Job {
         size_t out_len, err_len;
         bool out_trunc, err_trunc, kill_sent;
         bool interrupt_sent;         /* a session cell's SIGINT at its timeout */
+        usec_t interrupt_until;      /* then the grace ends and it is killed */
         CgroupStats base;
         RunOutcome oc;
         usec_t t_submit, t_start, t_end;

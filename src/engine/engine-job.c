@@ -151,6 +151,8 @@ int job_add_output(Job *j, const char *bundle, size_t len)
         return 0;
 }
 
+#define MAX_SKIPPED 1000             /* files_skipped entries kept */
+
 /* What the runner may say it left out, and why (docs/API.md). */
 static const char *const skip_reasons[] = {
         "not_regular", "unreadable", "file_too_large", "too_many_files", "files_too_large",
@@ -159,6 +161,9 @@ static const char *const skip_reasons[] = {
 static int job_skip_file(Job *j, json_t *path, long long size, const char *reason)
 {
         _cleanup_free_ char *item = NULL;
+        /* A sandbox sending skip after skip must not grow the daemon. */
+        if (j->n_skipped >= MAX_SKIPPED)
+                return 0;
         json_t *o = json_pack("{s:O, s:I, s:s}", "path", path, "size", (json_int_t)size, "reason", reason);
         item = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(o);
@@ -344,16 +349,29 @@ static bool job_keeps_session(const Job *j, const Sandbox *sb)
                !sb->pid_exited && !sb->init_exited;
 }
 
-void job_interrupt(Job *j)
+#define INTERRUPT_AGAIN_MS 100
+
+/* SIGINT to pid 2, again every INTERRUPT_AGAIN_MS within the grace: one
+ * sent before the runner armed its handler for the cell (it ignores SIGINT
+ * between cells) would be lost. */
+static void job_send_interrupt(Job *j)
 {
         Sandbox *sb = j->sb;
+        usec_t now = now_usec();
+        if (sb->pid > 0 && !sb->pid_exited)
+                (void)kill(sb->pid, SIGINT);
+        int64_t left_ms = (int64_t)((j->interrupt_until - MIN(now, j->interrupt_until)) / 1000);
+        job_set_deadline(j, MIN(left_ms, INTERRUPT_AGAIN_MS));
+}
+
+void job_interrupt(Job *j)
+{
         /* KeyboardInterrupt in the cell, as Jupyter does; past the grace
          * the session goes (job_on_deadline). */
         j->oc.timed_out = true;
         j->interrupt_sent = true;
-        if (sb->pid > 0 && !sb->pid_exited)
-                (void)kill(sb->pid, SIGINT);
-        job_set_deadline(j, j->e->cfg.interrupt_grace_ms);
+        j->interrupt_until = now_usec() + (usec_t)j->e->cfg.interrupt_grace_ms * 1000;
+        job_send_interrupt(j);
 }
 
 void job_finish(Job *j)
@@ -440,6 +458,10 @@ static void job_on_deadline(evutil_socket_t fd, short what, void *arg)
         case JOB_RUNNING:
                 if (j->sb->session && !j->interrupt_sent && !j->kill_sent) {
                         job_interrupt(j);
+                        break;
+                }
+                if (j->interrupt_sent && !j->kill_sent && now_usec() < j->interrupt_until) {
+                        job_send_interrupt(j);
                         break;
                 }
                 if (!j->kill_sent) {

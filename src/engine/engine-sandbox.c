@@ -288,8 +288,9 @@ void sandbox_on_exited(Sandbox *sb, int status, uint64_t cpu_us)
 void sandbox_zygote_died(Sandbox *sb)
 {
         Job *j = sb->job;
-        if (j && j->state == JOB_STARTING) {
-                /* Nothing of it ran yet: the next zygote serves it. */
+        if (j && j->state == JOB_STARTING && !sb->session) {
+                /* Nothing of it ran yet: the next zygote serves it (not a
+                 * session's cell, whose state was in this sandbox). */
                 sb->job = NULL;
                 job_requeue(j);
         } else if (j) {
@@ -422,7 +423,10 @@ static bool sandbox_handle_frame(Sandbox *sb, char **data, size_t len, bool drai
                 more = false;
         } else if (type && !strcmp(type, "result") && j && j->state == JOB_RUNNING && !j->oc.have_result) {
                 size_t vlen = nl ? len - hlen - 1 : 0;
-                int k = nl ? json_check(nl + 1, vlen, &value_limits) : 0;
+                /* The frame cap may be larger, for outputs or files. */
+                int k = len > (size_t)sb->e->cfg.max_result_bytes ? -E2BIG
+                        : nl                                      ? json_check(nl + 1, vlen, &value_limits)
+                                                                  : 0;
                 if (nl && k == 0) {
                         memmove(*data, nl + 1, vlen + 1);
                         j->value = TAKE_PTR(*data);

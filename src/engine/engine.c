@@ -207,6 +207,10 @@ int engine_session_new(Engine *e, int64_t memory_mb, uint64_t *ret_id)
                 return -ERANGE;
         if (e->freeing)
                 return -ESHUTDOWN;
+        /* Without one, memory is watched only while a job runs: a thread
+         * between cells would be unbounded. */
+        if (e->cgroot.mode == CGROUP_MODE_NONE)
+                return -EOPNOTSUPP;
         int r = sandbox_spawn(e, m, true, &sb);
         if (r < 0)
                 return r;
@@ -236,7 +240,8 @@ int engine_session_interrupt(Engine *e, uint64_t id)
         Sandbox *sb = session_find(e, id);
         if (!sb)
                 return -ENOENT;
-        if (!sb->job || sb->job->state != JOB_RUNNING || sb->job->interrupt_sent)
+        if (!sb->job || sb->job->state != JOB_RUNNING || sb->job->interrupt_sent || sb->job->kill_sent ||
+            sb->killed)
                 return -EALREADY;
         job_interrupt(sb->job);
         return 0;

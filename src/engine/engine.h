@@ -97,7 +97,8 @@ void engine_cancel(Engine *e, uint64_t ticket);
 /* A session: one sandbox kept alive for many runs (cells), one at a time,
  * in the same __main__. It starts now; a cell sent meanwhile waits for it.
  * It ends when its sandbox does (a memory kill, a cell that ignored its
- * interrupt, engine_session_free). -EAGAIN: no zygote or uid is free. */
+ * interrupt, engine_session_free). -EAGAIN: no zygote or uid is free;
+ * -EOPNOTSUPP: no memory cgroup, which a session needs between cells. */
 int engine_session_new(Engine *e, int64_t memory_mb, uint64_t *ret_id);
 void engine_session_free(Engine *e, uint64_t id);
 /* Stops its running cell as its timeout would: KeyboardInterrupt, then,

@@ -57,11 +57,20 @@ def _send(obj, tail=None):
     text = _dumps(obj) if tail is None else _dumps(obj) + "\n" + tail
     data = text.encode("utf-8", "replace")
     msg = len(data).to_bytes(4, "big") + data
-    with _send_lock:
-        view = memoryview(msg)
-        while view:
-            n = os.write(_CTL, view)
-            view = view[n:]
+    # A cell's interrupt must not cut a frame in half: the stream would
+    # then be lost, and the session with it.
+    signal = sys.modules.get("signal")
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT]) if signal and main else None
+    try:
+        with _send_lock:
+            view = memoryview(msg)
+            while view:
+                n = os.write(_CTL, view)
+                view = view[n:]
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # Rich display (docs/API.md, "outputs"): IPython's protocol, as Jupyter's

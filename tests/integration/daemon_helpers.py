@@ -587,6 +587,19 @@ def _norm_media(ct):
     return ";".join(p.strip().lower() for p in (ct or "").split(";") if p.strip())
 
 
+def _spec_path(spec, path):
+    """The spec's path that `path` is, templates ({session_id}) matching one
+    segment; else `path` itself."""
+    if path in spec["paths"]:
+        return path
+    parts = path.split("/")
+    for p in spec["paths"]:
+        t = p.split("/")
+        if len(t) == len(parts) and all(a == b or (a.startswith("{") and b) for a, b in zip(t, parts)):
+            return p
+    return path
+
+
 def validate_response(spec, rec):
     """Problems of one recorded response against the spec (a list of str).
     HEAD and OPTIONS (CORS preflight) are not API operations and are
@@ -596,9 +609,10 @@ def validate_response(spec, rec):
     where = "%s %s -> %d" % (rec["method"], path, status)
     if method in ("head", "options") or status == 499:
         return []
+    path = _spec_path(spec, path)
     op = spec["paths"].get(path, {}).get(method)
     if op is None:
-        if status == 404 and path not in spec["paths"]:
+        if status == 404 and (path not in spec["paths"] or "{" in path):
             resp = v.resolve("#/components/responses/NotFound")
         elif status == 405 and path in spec["paths"]:
             resp = v.resolve("#/components/responses/MethodNotAllowed")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from daemon_helpers import REPO, daemon_fixture
+from daemon_helpers import REPO, Daemon, daemon_fixture
 
 sys.path.insert(0, os.path.join(REPO, "clients", "python"))
 from pyrunner import Client  # noqa: E402
@@ -245,3 +245,25 @@ def test_cli_bad_file_arguments(args, message):
     r = run("1", *args, json=False)
     assert r.returncode == 2, r
     assert message in r.cli_stderr and r.cli_stderr.count("\n") == 1, r
+
+
+def test_skipped_file_entries_are_capped(daemon):
+    # A sandbox that sends skip after skip must not grow the daemon: the
+    # list stops at 1,000 entries.
+    frame = (json.dumps({"type": "file", "path": "x", "size": 0, "skipped": "not_regular"})).encode()
+    code = ("import os\nf = %r\nfor _ in range(10000):\n    os.write(3, len(f).to_bytes(4, 'big') + f)\n"
+            % frame)
+    j = ok(daemon.run(code, return_files=True))
+    assert len(j["files_skipped"]) == 1000, len(j["files_skipped"])
+
+
+def test_a_result_over_max_result_bytes_is_refused():
+    # The frame cap is the largest of a result, the outputs and a file:
+    # a result still may not pass its own cap.
+    d = Daemon("--max-result-bytes", 65536).start()
+    try:
+        r = d.run("return 'x' * 100000")
+        assert r.json["status"] == "error" and "values limits" in r.json["error"], r.json
+        assert d.run("return 'x' * 1000").json["status"] == "success"
+    finally:
+        assert d.stop() == 0
