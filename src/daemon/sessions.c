@@ -147,10 +147,8 @@ static void session_create(Req *r)
                         }
                 }
         }
-        if (D.draining)
-                return reply_retry(r, 503, "the service is shutting down", 5);
-        if (!D.engine_ready || !D.self_test_done || !D.self_test_passed)
-                return reply_retry(r, 503, "the service is not ready", 2);
+        if (runs_refuse(r))
+                return;
         TAILQ_FOREACH(s, &D.sessions, link)
                 mine += !strcmp(s->owner, owner);
         if (D.n_sessions >= (unsigned)D.cfg.max_sessions)

@@ -528,6 +528,12 @@ def _cell(req, env):
     return status, exit_code, error
 
 
+def _send_result(status, exit_code, error, env):
+    msg = _result(status, exit_code, error, env)
+    value = msg.pop("result", None)
+    _send(msg, None if value is None else _dumps(value))
+
+
 def _read_frame():
     n = int.from_bytes(_read_exact(4), "big")
     return json.loads(_read_exact(n).decode("utf-8"))
@@ -546,9 +552,7 @@ def _session_cell(req, env):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         status, exit_code, error = "error", 1, {"type": "KeyboardInterrupt", "module": "builtins",
                                                "message": "", "line": None, "traceback": None}
-    msg = _result(status, exit_code, error, env)
-    value = msg.pop("result", None)
-    _send(msg, None if value is None else _dumps(value))
+    _send_result(status, exit_code, error, env)
 
 
 def main():
@@ -580,7 +584,5 @@ def main():
     except BaseException:
         pass
     _flush()
-    msg = _result(status, exit_code, error, main_mod.__dict__)
-    value = msg.pop("result", None)
-    _send(msg, None if value is None else _dumps(value))
+    _send_result(status, exit_code, error, main_mod.__dict__)
     return exit_code
