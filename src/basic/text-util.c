@@ -68,6 +68,19 @@ bool utf8_valid(const char *s, size_t len)
         return true;
 }
 
+size_t utf8_cut(const char *s, size_t len)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        for (size_t back = 1; back <= 3 && back <= len; back++) {
+                unsigned char c = p[len - back];
+                if ((c & 0xc0) == 0x80)
+                        continue;
+                size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 1;
+                return need > back && c <= 0xf4 ? len - back : len;
+        }
+        return len;
+}
+
 char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
 {
         const unsigned char *p = (const unsigned char *)s;

@@ -17,6 +17,9 @@ bool utf8_valid(const char *s, size_t len);
 /* Copies at most len bytes of s into a fresh NUL-terminated string with
  * every invalid UTF-8 sequence replaced by U+FFFD. */
 char *utf8_sanitize(const char *s, size_t len, size_t *ret_len);
+/* len, or less by a UTF-8 character that is cut short at the end (its
+ * first bytes, which the next piece of a stream may complete). */
+size_t utf8_cut(const char *s, size_t len);
 
 /* The size of what base64 text s[0..len) decodes to (RFC 4648, padded,
  * no line breaks), or -EBADMSG. */

@@ -101,7 +101,12 @@ struct Job {
         json_t *return_files;        /* true or [glob...]; NULL: none wanted */
         int64_t timeout_ms, memory_mb;
         run_done_fn done;
+        run_stream_fn on_stream;
         void *userdata;
+        /* Streamed pieces not yet given to on_stream: each a StreamHead
+         * and its bytes. ev_stream gives them from the loop. */
+        struct evbuffer *stream;
+        struct event *ev_stream;
         struct event *deadline;      /* of the current phase */
         struct event *ev_watch;      /* memory watch without a cgroup */
         uint64_t watch_peak;
@@ -227,6 +232,9 @@ int job_add_output(Job *j, const char *bundle, size_t len);
  * skipped). -EBADMSG when malformed. Over the caps it is listed as skipped. */
 int job_add_file(Job *j, json_t *m, const char *b64, size_t len);
 void job_free(Job *j);
+/* Gives on_stream what waits for it (the loop's turn, or before done). */
+void job_flush_stream(Job *j);
+void job_on_stream(evutil_socket_t fd, short what, void *arg);
 void job_set_deadline(Job *j, int64_t ms);
 /* A session cell's timeout: SIGINT to pid 2, then interrupt-grace-ms. */
 void job_interrupt(Job *j);

@@ -32,6 +32,10 @@ void job_free(Job *j)
         TAILQ_REMOVE(&j->e->jobs, j, link);
         if (j->deadline)
                 event_free(j->deadline);
+        if (j->ev_stream)
+                event_free(j->ev_stream);
+        if (j->stream)
+                evbuffer_free(j->stream);
         if (j->ev_watch)
                 event_free(j->ev_watch);
         free(j->code);
@@ -54,6 +58,41 @@ void job_free(Job *j)
         free(j);
 }
 
+typedef struct StreamHead {
+        uint32_t kind, len;
+} StreamHead;
+
+/* Queued, not called: this may run inside an engine call (a cancel
+ * drains the pipes). Out of memory it is dropped; the result has it. */
+static void job_stream(Job *j, RunStreamKind kind, const char *data, size_t n)
+{
+        StreamHead h = { kind, (uint32_t)n };
+        if (!j->stream || n == 0 || n > UINT32_MAX)
+                return;
+        if (evbuffer_expand(j->stream, sizeof(h) + n) < 0)
+                return;
+        evbuffer_add(j->stream, &h, sizeof(h));
+        evbuffer_add(j->stream, data, n);
+        event_active(j->ev_stream, EV_TIMEOUT, 0);
+}
+
+void job_flush_stream(Job *j)
+{
+        StreamHead h;
+        while (j->stream && evbuffer_copyout(j->stream, &h, sizeof(h)) == (ev_ssize_t)sizeof(h)) {
+                evbuffer_drain(j->stream, sizeof(h));
+                const char *p = (const char *)evbuffer_pullup(j->stream, h.len);
+                if (p)
+                        j->on_stream((RunStreamKind)h.kind, p, h.len, j->userdata);
+                evbuffer_drain(j->stream, h.len);
+        }
+}
+
+void job_on_stream(evutil_socket_t fd, short what, void *arg)
+{
+        job_flush_stream(arg);
+}
+
 void job_append_output(Job *j, bool is_err, const char *buf, size_t n)
 {
         char **dst = is_err ? &j->err : &j->out;
@@ -74,6 +113,7 @@ void job_append_output(Job *j, bool is_err, const char *buf, size_t n)
                 memcpy(p + *len, buf, n);
                 *dst = p;
                 *len += n;
+                job_stream(j, is_err ? RUN_STREAM_STDERR : RUN_STREAM_STDOUT, buf, n);
         }
         if (*trunc && !j->oc.output_exceeded) {
                 j->oc.output_exceeded = true;
@@ -148,6 +188,7 @@ int job_add_output(Job *j, const char *bundle, size_t len)
         }
         j->n_outputs++;
         j->outputs_bytes += len;
+        job_stream(j, RUN_STREAM_OUTPUT, bundle, len);
         return 0;
 }
 

@@ -385,6 +385,17 @@ static void sandbox_protocol_error(Sandbox *sb, const char *why)
         sandbox_kill(sb);
 }
 
+/* The runner waits for this after a display from its main thread, so
+ * that the pipes, read before it was handled, hold nothing printed after
+ * it. One that never reads its acks gets no more than ACK_BACKLOG. */
+#define ACK_BACKLOG (64u << 10)
+static void sandbox_ack(Sandbox *sb)
+{
+        static const char frame[] = "\0\0\0\x0e{\"type\":\"ack\"}";
+        if (evbuffer_get_length(bufferevent_get_output(sb->ctl)) < ACK_BACKLOG)
+                bufferevent_write(sb->ctl, frame, sizeof(frame) - 1);
+}
+
 /* A frame's header: a few fields, never deep, whatever its strings hold. */
 static const JsonLimits header_limits = { .max_depth = 4, .max_containers = 8, .max_values = 64 };
 /* A result's value: values.md's max_depth of 64 containers takes up to
@@ -454,6 +465,8 @@ static bool sandbox_handle_frame(Sandbox *sb, char **data, size_t len, bool drai
                 if (k == -EBADMSG) {
                         sandbox_protocol_error(sb, "the sandbox sent a malformed output or file");
                         more = false;
+                } else if (json_is_true(json_object_get(m, "ack"))) {
+                        sandbox_ack(sb);
                 }
         } else {
                 sandbox_protocol_error(sb, "the sandbox broke the control protocol");

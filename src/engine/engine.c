@@ -2,6 +2,7 @@
 /* The engine's public API: creating and freeing it, submitting and
  * cancelling jobs, and delivering their results from the loop. */
 #include <errno.h>
+#include <event2/buffer.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
@@ -51,6 +52,7 @@ static void engine_on_complete(evutil_socket_t fd, short what, void *arg)
 
         while ((j = TAILQ_FIRST(&e->completed))) {
                 TAILQ_REMOVE(&e->completed, j, qlink);
+                job_flush_stream(j);
                 if (j->done)
                         j->done(&j->res, j->userdata);
                 job_free(j);
@@ -184,6 +186,15 @@ int engine_submit(Engine *e, const RunRequest *req, run_done_fn done, void *user
         j->memory_mb = m;
         j->done = done;
         j->userdata = userdata;
+        if (req->on_stream) {
+                j->on_stream = req->on_stream;
+                j->stream = evbuffer_new();
+                j->ev_stream = event_new(e->base, -1, 0, job_on_stream, j);
+                if (!j->stream || !j->ev_stream) {
+                        job_free(j);
+                        return -ENOMEM;
+                }
+        }
         if (ret)
                 *ret = j->ticket;
         if (sess) {

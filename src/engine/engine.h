@@ -18,6 +18,14 @@
 typedef struct Engine Engine;
 typedef struct Run Run;
 
+/* What a streamed run makes as it makes it (RunRequest.on_stream). */
+typedef enum RunStreamKind { RUN_STREAM_STDOUT, RUN_STREAM_STDERR, RUN_STREAM_OUTPUT } RunStreamKind;
+/* stdout or stderr bytes as written (a UTF-8 character may be cut
+ * between two calls), or a display bundle's JSON text. Always from the
+ * engine's own events, in order, and all of them before done; it must
+ * not call the engine. What the caps leave out is not streamed either. */
+typedef void (*run_stream_fn)(RunStreamKind kind, const char *data, size_t len, void *userdata);
+
 typedef struct RunRequest {
         const char *code;
         size_t code_len;
@@ -34,6 +42,8 @@ typedef struct RunRequest {
         /* A cell of this session (engine_session_new), in its state; its
          * memory limit is the session's. 0: a one-shot run. */
         uint64_t session;
+        /* NULL: nothing streamed. Called with done's userdata. */
+        run_stream_fn on_stream;
 } RunRequest;
 
 /* Checks a request's files against the caps: 0, or -EINVAL (-E2BIG over

@@ -50,7 +50,7 @@ def _dumps(obj):
 _send_lock = threading.Lock()
 
 
-def _send(obj, tail=None):
+def _send(obj, tail=None, wait_ack=False):
     # A frame's body (a result's value, a display bundle, a file's base64)
     # travels after the header's line: the engine checks its text and passes
     # it on without parsing it (docs/ARCHITECTURE.md).
@@ -68,6 +68,8 @@ def _send(obj, tail=None):
             while view:
                 n = os.write(_CTL, view)
                 view = view[n:]
+            while wait_ack and _read_frame().get("type") != "ack":
+                pass
     finally:
         if old is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -131,12 +133,21 @@ def display(*objs, **kwargs):
     global _n_outputs
     for obj in objs:
         if _n_outputs >= _limits["max_outputs"]:
-            _send({"type": "output"}, "{}")  # an empty bundle: outputs_truncated
+            _send_output("{}")  # an empty bundle: outputs_truncated
             return
         _n_outputs += 1
         text = _dumps(_bundle(obj))
         _flush()  # what was printed before it goes first
-        _send({"type": "output"}, text)
+        _send_output(text)
+
+
+def _send_output(text):
+    # The main thread waits for the engine to take it, which reads the
+    # pipes first: what the code prints next then stays after it (a stream
+    # shows the order). Other threads are not waited for, as the main one
+    # may be reading the channel for a session's next cell.
+    main = threading.current_thread() is threading.main_thread()
+    _send({"type": "output", "ack": True} if main else {"type": "output"}, text, wait_ack=main)
 
 
 def _show_figures(*args, **kwargs):

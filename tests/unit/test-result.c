@@ -254,6 +254,23 @@ static void test_utf8_sanitize_cases(void **state)
         }
 }
 
+/* A stream cut inside a character keeps its first bytes for the next
+ * piece; anything complete or invalid goes now. */
+static void test_utf8_cut(void **state)
+{
+        assert_int_equal(utf8_cut("", 0), 0);
+        assert_int_equal(utf8_cut("ab", 2), 2);
+        assert_int_equal(utf8_cut("a\xc3", 2), 1);            /* é cut */
+        assert_int_equal(utf8_cut("a\xc3\xa9", 3), 3);
+        assert_int_equal(utf8_cut("\xe2\x82", 2), 0);        /* € cut */
+        assert_int_equal(utf8_cut("\xe2\x82\xac", 3), 3);
+        assert_int_equal(utf8_cut("x\xf0\x9f\x98", 4), 1);  /* an emoji cut */
+        assert_int_equal(utf8_cut("\xf0\x9f\x98\x80", 4), 4);
+        assert_int_equal(utf8_cut("a\x80", 2), 2);            /* stray continuation */
+        assert_int_equal(utf8_cut("a\xff", 2), 2);            /* never valid */
+        assert_int_equal(utf8_cut("a\xf5\x80", 3), 3);
+}
+
 static void test_utf8_nul(void **state)
 {
         /* utf8_valid refuses NUL (results are C strings)... */
@@ -639,6 +656,7 @@ int main(void)
                 cmocka_unit_test(test_utf8_valid_cases),
                 cmocka_unit_test(test_utf8_sanitize_cases),
                 cmocka_unit_test(test_utf8_nul),
+                cmocka_unit_test(test_utf8_cut),
                 cmocka_unit_test(test_utf8_sanitize_len_and_null_ret),
                 cmocka_unit_test(test_utf8_exhaustive_two_bytes),
                 cmocka_unit_test(test_json_success_fields),
