@@ -19,6 +19,7 @@ typedef struct Conn {
         size_t taken;                /* bytes it took since the last stall check */
         void *out_cb;                /* the callback on its output buffer */
         void *ev_stall;              /* the stall check, while it holds bytes */
+        void *stream_req;            /* the Req whose event stream it carries */
         TAILQ_ENTRY(Conn) pending;
 } Conn;
 

@@ -64,6 +64,11 @@ struct Req {
         Session *session;            /* a cell's, while it runs */
         uint64_t ticket;
         bool submitted, queued, gone;
+        /* Accept: text/event-stream: the reply streams (stream.c). */
+        bool stream, stream_started;
+        unsigned char tail[2][4];    /* stdout's, stderr's cut character */
+        uint8_t tail_len[2];
+        size_t stream_bytes;
         struct event *ev_closed;
         TAILQ_ENTRY(Req) qlink, link;
 };
@@ -78,12 +83,28 @@ void log_msg(const char *level, const char *fmt, ...) __attribute__((format(prin
 /* Each sends body (JSON unless content_type says otherwise), writes the
  * request's log line and frees r. */
 void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra);
+/* A reply's common headers; counts it as sending (for draining) until
+ * its last byte is out. Its connection's entry, or NULL. */
+Conn *reply_headers(Req *r, const char *content_type);
 void reply_json(Req *r, int code, json_t *body, json_t *log_extra);
 /* A JSON text, owned (freed once sent); NULL gives a 500. */
 void reply_text(Req *r, int code, char *text, size_t len, json_t *log_extra);
 void reply_error(Req *r, int code, const char *detail);
 void reply_retry(Req *r, int code, const char *detail, int seconds);
 void reply_http_error(Req *r, const HttpError *e);
+
+/* stream.c: replies as Server-Sent Events */
+/* Accept asks for text/event-stream: r's run will stream its output. */
+void stream_setup(Req *r);
+/* Sends the headers, if not done yet; events then follow. */
+void stream_begin(Req *r);
+void stream_on_run(RunStreamKind kind, const char *data, size_t len, void *userdata);
+/* The last event, body ("result" for a 200, else "error"), and the end of
+ * the reply: the bytes sent. */
+size_t stream_end(Req *r, int code, struct evbuffer *body);
+/* Its connection broke (evhttp let the request go) or stalled: the
+ * client is gone, and the run stops. */
+void stream_conn_closed(Conn *c);
 
 /* runs.c: the run queue */
 /* Queues or submits a parsed run (r->run), or answers 429. */

@@ -96,7 +96,7 @@ static void on_sent(struct evhttp_request *req, void *arg)
         }
 }
 
-static void send_reply(Req *r, int code, const char *content_type, struct evbuffer *body)
+Conn *reply_headers(Req *r, const char *content_type)
 {
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
         Conn *c = connset_find(&D.conns, evhttp_request_get_connection(r->req));
@@ -112,9 +112,30 @@ static void send_reply(Req *r, int code, const char *content_type, struct evbuff
                 D.sending++;
                 evhttp_request_set_on_complete_cb(r->req, on_sent, NULL);
         }
+        return c;
+}
+
+static void send_reply(Req *r, int code, const char *content_type, struct evbuffer *body)
+{
+        Conn *c = reply_headers(r, content_type);
         evhttp_send_reply(r->req, code, reason_phrase(code), body);
         if (c && c->evcon)
                 listen_hold_reply(c);
+}
+
+/* Nobody reads it: drop the connection, and the request with it (or the
+ * request alone, which evhttp let go when the connection broke). */
+static void drop_connection(Req *r)
+{
+        struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+        Conn *c = evcon ? connset_find(&D.conns, evcon) : NULL;
+        if (c)
+                c->stream_req = NULL;
+        if (evcon)
+                evhttp_connection_free(evcon);
+        else
+                evhttp_send_reply_end(r->req);
+        r->req = NULL;
 }
 
 void reply(Req *r, int code, const char *content_type, struct evbuffer *body, json_t *log_extra)
@@ -127,11 +148,11 @@ void reply(Req *r, int code, const char *content_type, struct evbuffer *body, js
                 r->ev_closed = NULL;
         }
         if (r->gone) {
-                /* Nobody reads it: drop the connection (and the request
-                 * with it); the log says 499. */
                 code = 499;
-                evhttp_connection_free(evhttp_request_get_connection(r->req));
-                r->req = NULL;
+                out = r->stream_bytes;
+                drop_connection(r);
+        } else if (r->stream_started) {
+                out = stream_end(r, code, body);
         } else {
                 out = body ? evbuffer_get_length(body) : 0;
                 send_reply(r, code, content_type, body);
@@ -149,6 +170,8 @@ void reply(Req *r, int code, const char *content_type, struct evbuffer *body, js
                               (json_int_t)out);
         if (r->gone)
                 json_object_set_new(o, "client", json_string("disconnected"));
+        if (r->stream_started)
+                json_object_set_new(o, "stream", json_true());
         if (log_extra)
                 json_object_update(o, log_extra);
         json_decref(log_extra);

@@ -75,7 +75,12 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
          * for the client too, instead of sending that on at its pace. */
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
         (void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        evhttp_connection_free(c->evcon); /* on_conn_close gives back what it held */
+        /* A stream's request is still ours (freeing the connection would
+         * free it): its run stops, and its reply then drops the connection. */
+        if (c->stream_req)
+                stream_conn_closed(c);
+        else
+                evhttp_connection_free(c->evcon); /* on_conn_close gives back what it held */
 }
 
 void listen_hold_reply(Conn *c)
@@ -96,7 +101,10 @@ void listen_hold_reply(Conn *c)
                 evhttp_connection_free(c->evcon);
                 return;
         }
-        arm_stall(c);
+        /* A stream grows its reply event by event: the check counts from
+         * the first byte held, not the latest. */
+        if (!evtimer_pending(c->ev_stall, NULL))
+                arm_stall(c);
 }
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
@@ -104,6 +112,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
         Conn *c = connset_find(&D.conns, evcon);
         if (!c)
                 return;
+        stream_conn_closed(c);
         if (c->out_cb)
                 evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
         if (c->ev_stall)

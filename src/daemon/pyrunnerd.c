@@ -145,6 +145,8 @@ static void handle_run(Req *r, bool invoke)
         if (request_parse((const char *)evbuffer_pullup(in, -1), len, invoke ? &D.limits_invoke : &D.limits_run,
                           invoke, &r->run, &err) < 0)
                 return reply_http_error(r, &err);
+        if (!invoke)
+                stream_setup(r);
         if (!runs_refuse(r))
                 run_admit(r);
 }

@@ -88,6 +88,8 @@ static void on_run_done(const RunResult *res, void *userdata)
         D.metrics.executions[res->status]++;
         metrics_observe(&D.metrics.execution_seconds, res->execution_time);
         sessions_cell_done(r, res);
+        if (r->stream)
+                stream_begin(r); /* even with nothing streamed before */
         if (r->route == ROUTE_INVOKE) {
                 reply_json(r, 200, invoke_body(r, res), result_log(r, res));
         } else {

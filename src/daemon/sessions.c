@@ -221,6 +221,7 @@ static void session_run(Req *r, Session *s)
         if (runs_refuse(r))
                 return;
         r->run.session = s->eid;
+        stream_setup(r);
         r->session = s;
         s->running = true;
         s->last_used = now_s();

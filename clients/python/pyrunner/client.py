@@ -128,15 +128,23 @@ class Client:
             raise ProtocolError("health answer is not a JSON object with a status")
         return d
 
-    def run(self, code, timeout=None, memory_limit=None, stdin=None, files=None, return_files=None):
+    def run(self, code, timeout=None, memory_limit=None, stdin=None, files=None, return_files=None,
+            on_stdout=None, on_stderr=None, on_output=None):
         """``POST /run``: runs `code` in a fresh sandbox and returns its
         ``RunResult`` whatever the program did. `timeout` (whole seconds,
         1..300) and `memory_limit` (MB, 64..2048) default to the server's
         defaults; `stdin` (str) is fed to the program. `files` maps paths
         below the working directory to str or bytes, written before the
         code runs; `return_files` (True, or a list of glob patterns) asks
-        for files back in ``RunResult.files``."""
-        return self._run("/run", code, timeout, memory_limit, stdin, files, return_files)
+        for files back in ``RunResult.files``.
+
+        With any of `on_stdout(text)`, `on_stderr(text)` or
+        `on_output(item)` (a ``{"data": {MIME: content}}`` display item) the
+        run streams (Server-Sent Events): each is called as the program
+        writes or displays, before ``run()`` returns. An exception in one
+        ends the request, and the server then stops the run."""
+        return self._run("/run", code, timeout, memory_limit, stdin, files, return_files,
+                         _handlers(on_stdout, on_stderr, on_output))
 
     def session(self, memory_limit=None, idle_timeout=None):
         """``POST /sessions``: a ``Session``, whose cells share their state.
@@ -154,7 +162,7 @@ class Client:
             raise ProtocolError("session answer has no valid session_id")
         return Session(self, d["session_id"], d)
 
-    def _run(self, path, code, timeout, memory_limit, stdin, files, return_files):
+    def _run(self, path, code, timeout, memory_limit, stdin, files, return_files, handlers=None):
         if not isinstance(code, str):
             raise TypeError("code must be a str, not %s" % type(code).__name__)
         body = {"code": code}
@@ -176,7 +184,7 @@ class Client:
         else:
             run_timeout = timeout if isinstance(timeout, (int, float)) and timeout > 0 else _SERVER_MAX_TIMEOUT
             wait = float(run_timeout) + _SLACK
-        _, _, raw = self._request("POST", path, data, wait)
+        _, _, raw = self._request("POST", path, data, wait, handlers=handlers)
         try:
             requested = float(timeout) if timeout is not None else None
         except (TypeError, ValueError):
@@ -211,8 +219,51 @@ class Client:
         return cls(status, detail, _parse_retry_after(headers.get("Retry-After")),
                    headers.get("X-Request-Id"), body)
 
-    def _request(self, method, path, data, wait, accept=(200,)):
-        headers = {"Accept": "application/json", "User-Agent": "pyrunner-client/" + __version__}
+    def _events(self, resp, handlers):
+        """Reads a text/event-stream reply, calling handlers by event name:
+        the data of its last event, ``result``, is the reply."""
+        left = self.max_response_bytes
+        name, data = "message", []
+        while True:
+            line = resp.readline(left + 1)
+            left -= len(line)
+            if left < 0:
+                raise ProtocolError("answer longer than %d bytes" % self.max_response_bytes)
+            if not line:
+                raise ProtocolError("the event stream ended without a result")
+            line = line.rstrip(b"\r\n")
+            if line.startswith(b":"):
+                continue
+            if line:
+                field, _, value = line.partition(b":")
+                value = value[1:] if value.startswith(b" ") else value
+                if field == b"event":
+                    name = value.decode("utf-8", "replace")
+                elif field == b"data":
+                    data.append(value)
+                continue
+            body, event = b"\n".join(data), name
+            name, data = "message", []
+            if event == "result":
+                return body
+            if event == "error":
+                d = self._json(body, "error event")
+                status = d.get("status") if isinstance(d, dict) else None
+                raise self._http_error(status if isinstance(status, int) else 500, resp.headers, body)
+            handler = handlers.get(event)
+            if handler:
+                d = self._json(body, "%s event" % event)
+                if not isinstance(d, dict):
+                    raise ProtocolError("%s event is not a JSON object" % event)
+                if event in ("stdout", "stderr"):
+                    if not isinstance(d.get("text"), str):
+                        raise ProtocolError("%s event has no text" % event)
+                    d = d["text"]
+                handler(d)
+
+    def _request(self, method, path, data, wait, accept=(200,), handlers=None):
+        headers = {"Accept": "text/event-stream" if handlers else "application/json",
+                   "User-Agent": "pyrunner-client/" + __version__}
         if data is not None:
             headers["Content-Type"] = "application/json"
         if self.api_key:
@@ -228,6 +279,9 @@ class Client:
                         return e.code, e.headers, body
                     raise self._http_error(e.code, e.headers, body) from None
             with resp:
+                if handlers and resp.status in accept and \
+                        resp.headers.get_content_type() == "text/event-stream":
+                    return resp.status, resp.headers, self._events(resp, handlers)
                 body = self._read(resp)
                 if resp.status not in accept:
                     raise self._http_error(resp.status, resp.headers, body)
@@ -242,6 +296,15 @@ class Client:
         except (http.client.HTTPException, ConnectionError, OSError) as e:
             raise PyrunnerConnectionError("connection to %s failed: %s: %s"
                                           % (self.url, type(e).__name__, e)) from None
+
+
+def _handlers(on_stdout, on_stderr, on_output):
+    """The event handlers of a streamed run, or None: not streamed."""
+    h = {name: fn for name, fn in (("stdout", on_stdout), ("stderr", on_stderr), ("output", on_output)) if fn}
+    for name, fn in h.items():
+        if not callable(fn):
+            raise TypeError("on_%s must be callable" % name)
+    return h or None
 
 
 def _encode_files(files):
@@ -277,10 +340,13 @@ class Session:
         self.close()
         return False
 
-    def run(self, code, timeout=None, files=None, return_files=None):
+    def run(self, code, timeout=None, files=None, return_files=None, on_stdout=None, on_stderr=None,
+            on_output=None):
         """``POST /sessions/{id}/run``: a cell; returns its ``RunResult``
-        (``raw["session_ended"]`` says whether the session ended with it)."""
-        return self.client._run("/sessions/%s/run" % self.id, code, timeout, None, None, files, return_files)
+        (``raw["session_ended"]`` says whether the session ended with it).
+        The callbacks stream it, as in ``Client.run()``."""
+        return self.client._run("/sessions/%s/run" % self.id, code, timeout, None, None, files, return_files,
+                                _handlers(on_stdout, on_stderr, on_output))
 
     def interrupt(self):
         """Stops the running cell, as its timeout would. False if none ran."""
